@@ -1,0 +1,668 @@
+//! The per-request driver shared by every filter: the request gate and response handling.
+
+use crate::abi::{self, BufferType, HostError, MapType};
+use crate::root::Configured;
+use crate::McpFilter;
+use mcp_core::config::{BatchPolicy, FailureMode};
+use mcp_core::json::Limits;
+use mcp_core::jsonrpc::{self, Body, Message};
+use mcp_core::mcp::{self, Era};
+use mcp_core::sse::{EventAction, SseStream};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use std::rc::Rc;
+
+/// What the filter sees of the request headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHead {
+    /// `:method`.
+    pub method: String,
+    /// `:path`.
+    pub path: String,
+    /// `content-type`.
+    pub content_type: Option<String>,
+    /// `mcp-protocol-version`.
+    pub protocol_version: Option<String>,
+    /// `mcp-method` (2026-07-28).
+    pub mcp_method: Option<String>,
+    /// `mcp-name` (2026-07-28), still encoded if it uses the base64 sentinel.
+    pub mcp_name: Option<String>,
+    /// `mcp-session-id` (legacy era).
+    pub session_id: Option<String>,
+    /// The request has no body.
+    pub end_of_stream: bool,
+}
+
+impl RequestHead {
+    fn from_pairs(pairs: &[(String, String)], end_of_stream: bool) -> Self {
+        let mut h = RequestHead {
+            end_of_stream,
+            ..RequestHead::default()
+        };
+        for (k, v) in pairs {
+            match k.as_str() {
+                ":method" => h.method.clone_from(v),
+                ":path" => h.path.clone_from(v),
+                "content-type" => h.content_type = Some(v.clone()),
+                mcp::headers::MCP_PROTOCOL_VERSION => h.protocol_version = Some(v.clone()),
+                mcp::headers::MCP_METHOD => h.mcp_method = Some(v.clone()),
+                mcp::headers::MCP_NAME => h.mcp_name = Some(v.clone()),
+                mcp::headers::MCP_SESSION_ID => h.session_id = Some(v.clone()),
+                _ => {}
+            }
+        }
+        h
+    }
+}
+
+/// What the filter sees of the response headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// `:status`.
+    pub status: u32,
+    /// `content-type`.
+    pub content_type: Option<String>,
+    /// The response has no body.
+    pub end_of_stream: bool,
+}
+
+/// A reply the filter sends instead of forwarding the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    /// HTTP status.
+    pub status: u32,
+    /// `%RESPONSE_CODE_DETAILS%` for access logs: `<filter>_<reason>`, no white space.
+    pub details: String,
+    /// Response headers (besides the ones Envoy adds).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl LocalReply {
+    /// A JSON-RPC message body (`application/json`).
+    pub fn json(status: u32, details: impl Into<String>, body: Vec<u8>) -> Self {
+        LocalReply {
+            status,
+            details: details.into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        }
+    }
+
+    fn send(&self) -> Result<(), HostError> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        abi::send_local_response(self.status, &self.details, &self.body, &headers)
+    }
+}
+
+/// Decision on request headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeadAction {
+    /// Buffer and inspect the body (POST with a body); other requests continue.
+    Inspect,
+    /// Let the request through without reading its body.
+    Pass,
+    /// Answer locally.
+    Reply(LocalReply),
+}
+
+/// One parsed request message handed to the filter.
+#[derive(Debug)]
+pub struct Inspected<'a> {
+    /// Request headers.
+    pub head: &'a RequestHead,
+    /// The message (a request, notification, or a client's JSON-RPC response).
+    pub message: &'a Message<'a>,
+    /// The MCP era of this request.
+    pub era: Era,
+    /// The whole request body.
+    pub body: &'a [u8],
+    /// Position inside a batch (`batch: each`), `None` for a single message.
+    pub batch_index: Option<usize>,
+}
+
+/// Decision on a request message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestAction {
+    /// Forward unchanged.
+    Continue,
+    /// Answer locally; nothing reaches the upstream.
+    Reply(LocalReply),
+    /// Forward this body instead (Content-Length is fixed).
+    Rewrite(Vec<u8>),
+}
+
+/// Whether the filter wants the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseInterest {
+    /// No: the response streams through untouched.
+    None,
+    /// Yes: JSON bodies are buffered; SSE streams are handed over event by event.
+    Messages,
+}
+
+/// Decision on one response message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageAction {
+    /// Forward unchanged.
+    Keep,
+    /// Forward this JSON instead (for SSE, the event's `data`; other fields are kept).
+    Replace(Vec<u8>),
+    /// Remove the message (an SSE event disappears; a JSON body becomes empty).
+    Drop,
+}
+
+enum Req {
+    /// Not reading the body.
+    Idle,
+    /// Body being buffered.
+    Buffering,
+    /// A local reply was sent; swallow whatever follows.
+    Replied,
+}
+
+enum Resp {
+    Pass,
+    Json,
+    Sse(Box<SseStream>),
+    /// A failure under `failure_mode: closed` in a stream already started: forward nothing more.
+    Dead,
+}
+
+/// The request context of filter `F`.
+pub struct McpHttp<F: McpFilter> {
+    context_id: u32,
+    cx: Option<Rc<Configured<F>>>,
+    filter: Option<F>,
+    head: RequestHead,
+    req: Req,
+    resp: Resp,
+}
+
+impl<F: McpFilter> McpHttp<F> {
+    pub(crate) fn new(context_id: u32, cx: Option<Rc<Configured<F>>>) -> Self {
+        let filter = cx
+            .as_ref()
+            .map(|c| F::new(c.shared.clone(), c.config.clone()));
+        McpHttp {
+            context_id,
+            cx,
+            filter,
+            head: RequestHead::default(),
+            req: Req::Idle,
+            resp: Resp::Pass,
+        }
+    }
+
+    fn failure_mode(&self) -> FailureMode {
+        self.cx
+            .as_ref()
+            .map_or(FailureMode::Closed, |c| c.config.common.failure_mode)
+    }
+
+    fn reply(&mut self, r: &LocalReply) -> Action {
+        self.req = Req::Replied;
+        if let Err(e) = r.send() {
+            self.count_failure();
+            crate::log!(Error, "#{} local reply failed: {e}", self.context_id);
+        }
+        // Stop here: the local reply replaces the request. If sending failed the stream stays
+        // paused until Envoy's timeouts end it, which is still fail-closed.
+        Action::Pause
+    }
+
+    fn count_failure(&self) {
+        if let Some(c) = &self.cx {
+            c.gate.failures.inc();
+        }
+    }
+
+    fn rpc_reply(&mut self, status: u32, reason: &str, body: Vec<u8>) -> Action {
+        let r = LocalReply::json(status, format!("{}_{reason}", F::NAME), body);
+        self.reply(&r)
+    }
+
+    /// Something the filter needed failed. Closed: refuse. Open: let the request through.
+    fn request_failure(&mut self, what: &str) -> Action {
+        self.count_failure();
+        crate::log!(Warn, "#{} {what}", self.context_id);
+        match self.failure_mode() {
+            FailureMode::Open => {
+                if let Some(c) = &self.cx {
+                    c.gate.failure_open_passes.inc();
+                }
+                self.req = Req::Idle;
+                Action::Continue
+            }
+            FailureMode::Closed => {
+                let body = jsonrpc::error_response(
+                    None,
+                    jsonrpc::INTERNAL_ERROR,
+                    "Gateway filter could not inspect the request",
+                    None,
+                );
+                self.rpc_reply(500, "failure", body)
+            }
+        }
+    }
+
+    fn finish_request(&mut self, size: usize) -> Action {
+        let Some(cx) = self.cx.clone() else {
+            return self.request_failure("not configured");
+        };
+        let body = match abi::get_buffer(BufferType::HttpRequestBody, 0, size) {
+            Ok(b) => b,
+            Err(e) => return self.request_failure(&format!("reading the body: {e}")),
+        };
+        self.req = Req::Idle;
+        let limits = Limits {
+            max_depth: cx.config.common.max_json_depth,
+        };
+        let parsed = match jsonrpc::parse_body(&body, &limits) {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = if e.code == jsonrpc::PARSE_ERROR {
+                    cx.gate.invalid_json.inc();
+                    "invalid_json"
+                } else {
+                    cx.gate.invalid_request.inc();
+                    "invalid_request"
+                };
+                crate::log!(Info, "#{} refused: {reason}", self.context_id);
+                return self.rpc_reply(400, reason, e.to_response_bytes());
+            }
+        };
+        cx.gate.inspected.inc();
+        let action = match &parsed {
+            Body::Single(m) => self.decide(m, &body, None),
+            Body::Batch(items) => match cx.config.common.batch {
+                BatchPolicy::Reject => {
+                    cx.gate.batch_rejected.inc();
+                    let b = jsonrpc::error_response(
+                        None,
+                        jsonrpc::INVALID_REQUEST,
+                        "Invalid Request: JSON-RPC batches are not supported",
+                        None,
+                    );
+                    RequestAction::Reply(LocalReply::json(
+                        400,
+                        format!("{}_batch_rejected", F::NAME),
+                        b,
+                    ))
+                }
+                BatchPolicy::Each => {
+                    let mut out = RequestAction::Continue;
+                    for (i, m) in items.iter().enumerate() {
+                        match self.decide(m, &body, Some(i)) {
+                            RequestAction::Continue => {}
+                            // A batch is refused whole: answering part of it locally and
+                            // forwarding the rest would need the filter to merge responses.
+                            RequestAction::Reply(r) => {
+                                out = RequestAction::Reply(r);
+                                break;
+                            }
+                            RequestAction::Rewrite(_) => {
+                                let b = jsonrpc::error_response(
+                                    None,
+                                    jsonrpc::INVALID_REQUEST,
+                                    "Invalid Request: this batch cannot be forwarded",
+                                    None,
+                                );
+                                out = RequestAction::Reply(LocalReply::json(
+                                    400,
+                                    format!("{}_batch_rejected", F::NAME),
+                                    b,
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                    out
+                }
+            },
+        };
+        match action {
+            RequestAction::Continue => Action::Continue,
+            RequestAction::Reply(r) => self.reply(&r),
+            RequestAction::Rewrite(new) => {
+                let len = new.len().to_string();
+                let res =
+                    abi::set_buffer(BufferType::HttpRequestBody, 0, size, &new).and_then(|()| {
+                        abi::set_header(MapType::HttpRequestHeaders, "content-length", &len)
+                    });
+                match res {
+                    Ok(()) => Action::Continue,
+                    Err(e) => self.request_failure(&format!("rewriting the body: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Era detection, header/body agreement, then the filter's decision.
+    fn decide(
+        &mut self,
+        m: &Message<'_>,
+        body: &[u8],
+        batch_index: Option<usize>,
+    ) -> RequestAction {
+        let era = match m {
+            Message::Request(req) => {
+                let headers = mcp::RequestHeaders {
+                    protocol_version: self.head.protocol_version.as_deref(),
+                    method: self.head.mcp_method.as_deref(),
+                    name: self.head.mcp_name.as_deref(),
+                };
+                if let Err(mismatch) = mcp::check_stateless_headers(&headers, req) {
+                    if let Some(c) = &self.cx {
+                        c.gate.header_mismatch.inc();
+                    }
+                    let b = jsonrpc::error_response(
+                        req.id.as_ref(),
+                        jsonrpc::HEADER_MISMATCH,
+                        &mismatch.to_string(),
+                        None,
+                    );
+                    return RequestAction::Reply(LocalReply::json(
+                        400,
+                        format!("{}_header_mismatch", F::NAME),
+                        b,
+                    ));
+                }
+                mcp::detect_era(self.head.protocol_version.as_deref(), req)
+            }
+            Message::Response(_) => Era::Legacy,
+        };
+        let Some(filter) = self.filter.as_mut() else {
+            return RequestAction::Continue;
+        };
+        filter.on_request(&Inspected {
+            head: &self.head,
+            message: m,
+            era,
+            body,
+            batch_index,
+        })
+    }
+
+    fn response_failure(&mut self, what: &str, size: usize) -> Action {
+        self.count_failure();
+        crate::log!(Warn, "#{} response: {what}", self.context_id);
+        match self.failure_mode() {
+            FailureMode::Open => {
+                if let Some(c) = &self.cx {
+                    c.gate.failure_open_passes.inc();
+                }
+                self.resp = Resp::Pass;
+                Action::Continue
+            }
+            FailureMode::Closed => {
+                if matches!(self.resp, Resp::Json) {
+                    // Headers are still held: replace the whole response.
+                    self.resp = Resp::Dead;
+                    let body = jsonrpc::error_response(
+                        None,
+                        jsonrpc::INTERNAL_ERROR,
+                        "Gateway filter could not inspect the response",
+                        None,
+                    );
+                    let r = LocalReply::json(502, format!("{}_response_failure", F::NAME), body);
+                    if r.send().is_err() {
+                        self.count_failure();
+                    }
+                    Action::Pause
+                } else {
+                    // A stream already under way: forward nothing more of it.
+                    self.resp = Resp::Dead;
+                    let _ = abi::set_buffer(BufferType::HttpResponseBody, 0, size, &[]);
+                    Action::Continue
+                }
+            }
+        }
+    }
+
+    fn finish_json_response(&mut self, size: usize) -> Action {
+        let body = match abi::get_buffer(BufferType::HttpResponseBody, 0, size) {
+            Ok(b) => b,
+            Err(e) => return self.response_failure(&format!("reading the body: {e}"), size),
+        };
+        self.resp = Resp::Pass;
+        let action = match self.filter.as_mut() {
+            Some(f) => f.on_response_message(&body),
+            None => MessageAction::Keep,
+        };
+        let new = match action {
+            MessageAction::Keep => return Action::Continue,
+            MessageAction::Replace(b) => b,
+            MessageAction::Drop => Vec::new(),
+        };
+        let len = new.len().to_string();
+        // The headers are still held (paused with allow_on_headers_stop_iteration), so
+        // Content-Length can be set to the new length; a stale one would truncate the body or
+        // desync the client connection.
+        let res = abi::set_buffer(BufferType::HttpResponseBody, 0, size, &new)
+            .and_then(|()| abi::set_header(MapType::HttpResponseHeaders, "content-length", &len));
+        match res {
+            Ok(()) => Action::Continue,
+            Err(e) => self.response_failure(&format!("rewriting the body: {e}"), size),
+        }
+    }
+
+    fn sse_chunk(&mut self, size: usize, eos: bool) -> Action {
+        let chunk = match abi::get_buffer(BufferType::HttpResponseBody, 0, size) {
+            Ok(b) => b,
+            Err(e) => return self.response_failure(&format!("reading a chunk: {e}"), size),
+        };
+        let (Resp::Sse(stream), Some(filter)) = (&mut self.resp, self.filter.as_mut()) else {
+            return Action::Continue;
+        };
+        let result = stream.push(&chunk, eos, |ev| {
+            let Some(data) = ev.data.as_ref() else {
+                return EventAction::Keep;
+            };
+            match filter.on_response_message(data.as_bytes()) {
+                MessageAction::Keep => EventAction::Keep,
+                MessageAction::Drop => EventAction::Drop,
+                MessageAction::Replace(b) => match String::from_utf8(b) {
+                    Ok(s) => EventAction::ReplaceData(s),
+                    // A filter never produces non-UTF-8 JSON; if it did, drop rather than
+                    // forward something the filter did not approve.
+                    Err(_) => EventAction::Drop,
+                },
+            }
+        });
+        match result {
+            Ok(out) => {
+                if out != chunk {
+                    if let Err(e) = abi::set_buffer(BufferType::HttpResponseBody, 0, size, &out) {
+                        return self.response_failure(&format!("writing a chunk: {e}"), size);
+                    }
+                }
+                Action::Continue
+            }
+            Err(e) => self.response_failure(&format!("SSE: {e}"), size),
+        }
+    }
+}
+
+impl<F: McpFilter> std::fmt::Debug for McpHttp<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpHttp")
+            .field("filter", &F::NAME)
+            .field("context_id", &self.context_id)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: McpFilter> Context for McpHttp<F> {}
+
+impl<F: McpFilter> HttpContext for McpHttp<F> {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.cx.is_none() {
+            let body = jsonrpc::error_response(
+                None,
+                jsonrpc::INTERNAL_ERROR,
+                "Gateway filter is not configured",
+                None,
+            );
+            return self.rpc_reply(503, "not_configured", body);
+        }
+        let pairs = match abi::get_headers(MapType::HttpRequestHeaders) {
+            Ok(p) => p,
+            Err(e) => return self.request_failure(&format!("reading headers: {e}")),
+        };
+        self.head = RequestHead::from_pairs(&pairs, end_of_stream);
+        let action = match self.filter.as_mut() {
+            Some(f) => f.on_request_head(&self.head),
+            None => HeadAction::Pass,
+        };
+        match action {
+            HeadAction::Reply(r) => self.reply(&r),
+            HeadAction::Pass => Action::Continue,
+            HeadAction::Inspect if self.head.method == "POST" && !end_of_stream => {
+                self.req = Req::Buffering;
+                // Hold the headers until the body is read: with allow_on_headers_stop_iteration
+                // this is StopIteration and the body callbacks still run. Without the flag Envoy
+                // would stall the stream here, so every shipped config sets it.
+                Action::Pause
+            }
+            HeadAction::Inspect => Action::Continue,
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.req {
+            Req::Idle => Action::Continue,
+            Req::Replied => Action::Pause,
+            Req::Buffering => {
+                let max = self
+                    .cx
+                    .as_ref()
+                    .map_or(0, |c| c.config.common.max_body_bytes);
+                if body_size > max {
+                    if let Some(c) = &self.cx {
+                        c.gate.body_too_large.inc();
+                    }
+                    return match self.failure_mode() {
+                        FailureMode::Open => {
+                            self.request_failure(&format!("body over max_body_bytes ({max})"))
+                        }
+                        FailureMode::Closed => {
+                            let body = jsonrpc::error_response(
+                                None,
+                                jsonrpc::INVALID_REQUEST,
+                                &format!("Request body larger than {max} bytes"),
+                                None,
+                            );
+                            self.rpc_reply(413, "body_too_large", body)
+                        }
+                    };
+                }
+                if !end_of_stream {
+                    // StopIterationAndBuffer: Envoy keeps accumulating; the next call sees it all.
+                    return Action::Pause;
+                }
+                self.finish_request(body_size)
+            }
+        }
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body followed by trailers never sees end_of_stream in the body callback.
+        if matches!(self.req, Req::Buffering) {
+            let size = abi::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
+                .map(|b| b.len())
+                .unwrap_or(0);
+            return self.finish_request(size);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if matches!(self.req, Req::Replied) || self.filter.is_none() {
+            return Action::Continue;
+        }
+        let status = abi::get_header(MapType::HttpResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let content_type = abi::get_header(MapType::HttpResponseHeaders, "content-type")
+            .ok()
+            .flatten();
+        let head = ResponseHead {
+            status,
+            content_type,
+            end_of_stream,
+        };
+        let interest = match self.filter.as_mut() {
+            Some(f) => f.on_response_head(&head),
+            None => ResponseInterest::None,
+        };
+        if interest == ResponseInterest::None || end_of_stream {
+            return Action::Continue;
+        }
+        let ct = head
+            .content_type
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let max = self
+            .cx
+            .as_ref()
+            .map_or(0, |c| c.config.common.max_body_bytes);
+        if ct.starts_with("text/event-stream") {
+            // Events may be rewritten, so any length the upstream announced is void.
+            if abi::remove_header(MapType::HttpResponseHeaders, "content-length").is_err() {
+                self.count_failure();
+            }
+            self.resp = Resp::Sse(Box::new(SseStream::new(max)));
+            Action::Continue
+        } else if ct.starts_with("application/json") {
+            self.resp = Resp::Json;
+            // Hold the headers so Content-Length can be set after a rewrite.
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match &self.resp {
+            Resp::Pass => Action::Continue,
+            Resp::Dead => {
+                let _ = abi::set_buffer(BufferType::HttpResponseBody, 0, body_size, &[]);
+                Action::Continue
+            }
+            Resp::Json => {
+                let max = self
+                    .cx
+                    .as_ref()
+                    .map_or(0, |c| c.config.common.max_body_bytes);
+                if body_size > max {
+                    if let Some(c) = &self.cx {
+                        c.gate.body_too_large.inc();
+                    }
+                    return self
+                        .response_failure(&format!("body over max_body_bytes ({max})"), body_size);
+                }
+                if !end_of_stream {
+                    return Action::Pause;
+                }
+                self.finish_json_response(body_size)
+            }
+            Resp::Sse(_) => self.sse_chunk(body_size, end_of_stream),
+        }
+    }
+
+    fn on_log(&mut self) {
+        if let Some(f) = self.filter.as_mut() {
+            f.on_log();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The only crate of mcp-wasm-filters that touches proxy-wasm.
+//!
+//! A filter crate implements [`McpFilter`] (pure decisions over parsed MCP messages) and exports
+//! it with [`export_filter!`]. This crate does the rest, the same way for every filter:
+//!
+//! - [`abi`]: host calls that return errors instead of panicking (a panic kills the VM and turns
+//!   every later request on that worker into a 503);
+//! - the request gate: hold the headers (`allow_on_headers_stop_iteration: true`), buffer the body
+//!   up to `max_body_bytes`, parse it with `mcp_core`, refuse what is malformed or ambiguous with a
+//!   spec-correct JSON-RPC error, check 2026-07-28 `Mcp-Method`/`Mcp-Name` headers against the body,
+//!   then hand the message to the filter;
+//! - responses: buffered JSON bodies, or SSE streams event by event without holding the stream;
+//!   rewrites fix `Content-Length` (Envoy never recomputes it);
+//! - configuration loading (a bad configuration makes `on_configure` return false, so Envoy
+//!   refuses the plugin), common statistics, filter-state publishing and logging.
+
+pub mod abi;
+mod http;
+pub mod log;
+pub mod metrics;
+mod root;
+
+pub use http::{
+    HeadAction, Inspected, LocalReply, McpHttp, MessageAction, RequestAction, RequestHead,
+    ResponseHead, ResponseInterest,
+};
+pub use root::McpRoot;
+
+use mcp_core::config::{Loaded, Validate};
+use serde::de::DeserializeOwned;
+use std::rc::Rc;
+
+/// A filter's decisions. Every method has a pass-through default, so a filter implements only
+/// the phases it cares about; phases it does not ask for cost nothing (no buffering, no parsing).
+pub trait McpFilter: Sized + 'static {
+    /// The filter's name: Envoy `root_id`, log prefix and stats prefix (`mcp_tools`).
+    const NAME: &'static str;
+    /// The filter's own configuration keys (next to the common ones).
+    type Config: DeserializeOwned + Validate + 'static;
+    /// Per-VM state built once per configuration: compiled policies, metric handles, caches.
+    type Shared: 'static;
+
+    /// Builds the per-VM state; an error refuses the configuration.
+    fn shared(
+        config: &Loaded<Self::Config>,
+        metrics: &mut metrics::Registry,
+    ) -> Result<Self::Shared, String>;
+
+    /// A new per-request instance.
+    fn new(shared: Rc<Self::Shared>, config: Rc<Loaded<Self::Config>>) -> Self;
+
+    /// Request headers. Default: inspect the body of POST requests.
+    fn on_request_head(&mut self, _head: &RequestHead) -> HeadAction {
+        HeadAction::Inspect
+    }
+
+    /// A parsed, validated request body (single message or, under `batch: each`, each element).
+    fn on_request(&mut self, _req: &Inspected<'_>) -> RequestAction {
+        RequestAction::Continue
+    }
+
+    /// Response headers. Default: not interested (the response streams through untouched).
+    fn on_response_head(&mut self, _head: &ResponseHead) -> ResponseInterest {
+        ResponseInterest::None
+    }
+
+    /// One JSON-RPC message of the response: the whole body of an `application/json` response, or
+    /// the `data` of one SSE event.
+    fn on_response_message(&mut self, _data: &[u8]) -> MessageAction {
+        MessageAction::Keep
+    }
+
+    /// The stream is complete (Envoy's log phase): record durations, outcomes.
+    fn on_log(&mut self) {}
+}
+
+/// Exports a [`McpFilter`] as a proxy-wasm module: `filter_host::export_filter!(ToolsFilter);`
+#[macro_export]
+macro_rules! export_filter {
+    ($filter:ty) => {
+        proxy_wasm::main! {{
+            // Also installs the SDK's panic hook, which logs a panic at Critical before the VM
+            // dies: the only trace a panic would leave.
+            proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+            proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+                Box::new($crate::McpRoot::<$filter>::new())
+            });
+        }}
+    };
+}

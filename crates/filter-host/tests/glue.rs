@@ -1,0 +1,379 @@
+//! Native tests of the shared request/response driver against the fake host: each test drives
+//! the proxy-wasm callbacks the way Envoy does and checks the host calls that come out.
+//! (The same paths run through the real Envoy in `tests/tests/gate.rs`.)
+
+use filter_host::abi::fake;
+use filter_host::metrics::Registry;
+use filter_host::{
+    Inspected, LocalReply, McpFilter, McpRoot, MessageAction, RequestAction, ResponseHead,
+    ResponseInterest,
+};
+use mcp_core::config::{ConfigError, Loaded, Validate};
+use mcp_core::jsonrpc::Message;
+use proxy_wasm::traits::{HttpContext, RootContext};
+use proxy_wasm::types::Action;
+use serde::Deserialize;
+use std::rc::Rc;
+
+/// A test filter: refuses `tools/call` of `secret`, rewrites `tools/call` of `rewrite`, and
+/// replaces response messages containing `"hide"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cfg {
+    #[serde(default)]
+    refuse: Vec<String>,
+}
+
+impl Validate for Cfg {
+    fn validate(&self) -> Result<(), ConfigError> {
+        mcp_core::config::patterns_at("refuse", &self.refuse).map(|_| ())
+    }
+}
+
+struct TestFilter {
+    cfg: Rc<Loaded<Cfg>>,
+}
+
+impl McpFilter for TestFilter {
+    const NAME: &'static str = "mcp_test";
+    type Config = Cfg;
+    type Shared = ();
+
+    fn shared(_c: &Loaded<Cfg>, _m: &mut Registry) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn new(_s: Rc<()>, cfg: Rc<Loaded<Cfg>>) -> Self {
+        TestFilter { cfg }
+    }
+
+    fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
+        let Message::Request(r) = req.message else {
+            return RequestAction::Continue;
+        };
+        let name = r.name.as_deref().unwrap_or("");
+        if self.cfg.filter.refuse.iter().any(|n| n == name) {
+            return RequestAction::Reply(LocalReply::json(200, "mcp_test_refused", b"{}".to_vec()));
+        }
+        if name == "rewrite" {
+            return RequestAction::Rewrite(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.to_vec());
+        }
+        RequestAction::Continue
+    }
+
+    fn on_response_head(&mut self, _h: &ResponseHead) -> ResponseInterest {
+        ResponseInterest::Messages
+    }
+
+    fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
+        if data.windows(6).any(|w| w == b"\"hide\"") {
+            MessageAction::Replace(br#"{"hidden":true}"#.to_vec())
+        } else {
+            MessageAction::Keep
+        }
+    }
+}
+
+fn root(config: &str) -> (McpRoot<TestFilter>, bool) {
+    fake::reset();
+    fake::with(|h| h.plugin_configuration = config.as_bytes().to_vec());
+    let mut r = McpRoot::<TestFilter>::new();
+    let ok = r.on_configure(config.len());
+    (r, ok)
+}
+
+fn post(headers: &[(&str, &str)], body: &[u8]) {
+    fake::with(|h| {
+        h.request_headers = vec![
+            (":method".into(), "POST".into()),
+            (":path".into(), "/mcp".into()),
+            ("content-type".into(), "application/json".into()),
+        ];
+        h.request_headers
+            .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        h.request_body = body.to_vec();
+    });
+}
+
+fn metric(name: &str) -> i64 {
+    fake::with(|h| {
+        h.metrics
+            .iter()
+            .find(|m| m.1 == name)
+            .map(|m| m.2)
+            .unwrap_or(-1)
+    })
+}
+
+fn reply() -> Option<LocalReplyView> {
+    fake::with(|h| {
+        h.local_reply.as_ref().map(|r| LocalReplyView {
+            status: r.status,
+            details: r.details.clone(),
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+        })
+    })
+}
+
+#[derive(Debug)]
+struct LocalReplyView {
+    status: u32,
+    details: String,
+    body: String,
+}
+
+/// Drives headers + one body chunk (end of stream) and returns the body callback's action.
+fn send(ctx: &mut dyn HttpContext, body_len: usize) -> Action {
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    ctx.on_http_request_body(body_len, true)
+}
+
+#[test]
+fn a_bad_configuration_is_refused_naming_the_key() {
+    let (_r, ok) = root(r#"{"refuse": ["ok", ""]}"#);
+    assert!(!ok);
+    let logged = fake::with(|h| h.logs.iter().any(|(_, m)| m.contains("refuse[1]")));
+    assert!(logged, "the Critical log names refuse[1]");
+    let (_r, ok) = root(r#"{"refuse": [], "colour": 1}"#);
+    assert!(!ok);
+}
+
+#[test]
+fn an_unconfigured_filter_fails_closed() {
+    let (r, ok) = root(r#"{"nope": 1}"#);
+    assert!(!ok);
+    let mut ctx = r.create_http_context(2).unwrap();
+    post(&[], b"{}");
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(reply().unwrap().status, 503);
+}
+
+#[test]
+fn a_valid_request_continues_untouched() {
+    let (r, ok) = root("");
+    assert!(ok);
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Continue);
+    assert!(reply().is_none());
+    assert_eq!(fake::with(|h| h.request_body.clone()), body.to_vec());
+    assert_eq!(metric("mcp_test.requests_inspected"), 1);
+}
+
+#[test]
+fn a_duplicate_key_smuggle_is_refused_with_the_original_id() {
+    let (r, _) = root("");
+    let body = br#"{"jsonrpc":"2.0","id":"a-1","method":"tools/call","params":{"name":"echo","na\u006de":"secret"}}"#;
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause);
+    let rep = reply().unwrap();
+    assert_eq!(rep.status, 400);
+    assert_eq!(rep.details, "mcp_test_invalid_request");
+    let v: serde_json::Value = serde_json::from_str(&rep.body).unwrap();
+    assert_eq!(v["id"], "a-1");
+    assert_eq!(v["error"]["code"], -32600);
+    assert_eq!(metric("mcp_test.invalid_request"), 1);
+}
+
+#[test]
+fn non_json_and_non_utf8_bodies_get_parse_errors() {
+    for body in [
+        &b"not json"[..],
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\"}",
+    ] {
+        let (r, _) = root("");
+        post(&[], body);
+        let mut ctx = r.create_http_context(2).unwrap();
+        assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause);
+        let rep = reply().unwrap();
+        assert_eq!(rep.status, 400);
+        assert!(rep.body.contains("-32700"), "{}", rep.body);
+        assert_eq!(metric("mcp_test.invalid_json"), 1);
+    }
+}
+
+#[test]
+fn batches_are_refused_by_default_and_examined_under_each() {
+    let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
+                    {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"secret"}}]"#;
+    let (r, _) = root(r#"{"refuse": ["secret"]}"#);
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause);
+    assert_eq!(reply().unwrap().details, "mcp_test_batch_rejected");
+
+    let (r, _) = root(r#"{"refuse": ["secret"], "batch": "each"}"#);
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause);
+    assert_eq!(reply().unwrap().details, "mcp_test_refused");
+
+    let ok = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"}]"#;
+    let (r, _) = root(r#"{"batch": "each"}"#);
+    post(&[], ok);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), ok.len()), Action::Continue);
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_or_passed_by_failure_mode() {
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(5000)
+    );
+    let (r, _) = root(r#"{"max_body_bytes": 1024}"#);
+    post(&[], big.as_bytes());
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), big.len()), Action::Pause);
+    assert_eq!(reply().unwrap().status, 413);
+    assert_eq!(metric("mcp_test.body_too_large"), 1);
+
+    let (r, _) = root(r#"{"max_body_bytes": 1024, "failure_mode": "open"}"#);
+    post(&[], big.as_bytes());
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), big.len()), Action::Continue);
+    assert!(reply().is_none());
+    assert_eq!(metric("mcp_test.failure_open_passes"), 1);
+}
+
+#[test]
+fn the_body_is_buffered_until_end_of_stream() {
+    let (r, _) = root("");
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}}"#;
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(10, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(body.len(), true), Action::Continue);
+}
+
+#[test]
+fn a_rewrite_replaces_the_body_and_fixes_content_length() {
+    let (r, _) = root("");
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"rewrite","arguments":{}}}"#;
+    post(&[("content-length", "88")], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Continue);
+    let (b, cl) = fake::with(|h| {
+        (
+            h.request_body.clone(),
+            h.request_headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.clone()),
+        )
+    });
+    assert_eq!(b, br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#.to_vec());
+    assert_eq!(cl.as_deref(), Some("40"));
+}
+
+#[test]
+fn a_2026_header_that_disagrees_with_the_body_is_refused() {
+    let (r, _) = root("");
+    let body = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_repo","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    post(
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+        body,
+    );
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause);
+    let rep = reply().unwrap();
+    assert_eq!(rep.status, 400);
+    assert!(rep.body.contains("-32020"), "{}", rep.body);
+    assert!(rep.body.contains("\"id\":5"), "{}", rep.body);
+    assert_eq!(metric("mcp_test.header_mismatch"), 1);
+}
+
+#[test]
+fn a_json_response_rewrite_sets_content_length_while_headers_are_held() {
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"x":"hide"}}"#;
+    fake::with(|h| {
+        h.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+            ("content-length".into(), body.len().to_string()),
+        ];
+        h.response_body = body.to_vec();
+    });
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Pause);
+    assert_eq!(
+        ctx.on_http_response_body(body.len(), true),
+        Action::Continue
+    );
+    let (b, cl) = fake::with(|h| {
+        (
+            h.response_body.clone(),
+            h.response_headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.clone()),
+        )
+    });
+    assert_eq!(b, br#"{"hidden":true}"#.to_vec());
+    assert_eq!(cl.as_deref(), Some("15"));
+}
+
+#[test]
+fn sse_events_are_rewritten_as_they_complete_across_chunks() {
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    fake::with(|h| {
+        h.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "text/event-stream".into()),
+        ]
+    });
+    assert_eq!(ctx.on_http_response_headers(2, false), Action::Continue);
+    let stream = b": keepalive\n\nevent: message\ndata: {\"a\":\"hide\"}\n\ndata: {\"b\":1}\n\n";
+    let mut out = Vec::new();
+    // Feed in 7-byte chunks; each callback sees only the new chunk (the previous one returned
+    // Continue), exactly like Envoy.
+    for (i, chunk) in stream.chunks(7).enumerate() {
+        let eos = (i + 1) * 7 >= stream.len();
+        fake::with(|h| h.response_body = chunk.to_vec());
+        assert_eq!(
+            ctx.on_http_response_body(chunk.len(), eos),
+            Action::Continue
+        );
+        out.extend(fake::with(|h| h.response_body.clone()));
+    }
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        ": keepalive\n\nevent: message\ndata: {\"hidden\":true}\n\ndata: {\"b\":1}\n\n"
+    );
+}
+
+#[test]
+fn responses_the_filter_ignores_are_never_touched() {
+    struct Quiet;
+    impl McpFilter for Quiet {
+        const NAME: &'static str = "mcp_quiet";
+        type Config = mcp_core::config::NoOwnKeys;
+        type Shared = ();
+        fn shared(_: &Loaded<Self::Config>, _: &mut Registry) -> Result<(), String> {
+            Ok(())
+        }
+        fn new(_: Rc<()>, _: Rc<Loaded<Self::Config>>) -> Self {
+            Quiet
+        }
+    }
+    fake::reset();
+    let mut r = McpRoot::<Quiet>::new();
+    assert!(r.on_configure(0));
+    let mut ctx = r.create_http_context(2).unwrap();
+    fake::with(|h| {
+        h.response_headers = vec![("content-type".into(), "application/json".into())];
+        h.response_body = b"{}".to_vec();
+    });
+    assert_eq!(ctx.on_http_response_headers(1, false), Action::Continue);
+    assert_eq!(ctx.on_http_response_body(2, true), Action::Continue);
+    assert_eq!(fake::with(|h| h.response_body.clone()), b"{}".to_vec());
+}
