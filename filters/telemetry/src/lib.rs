@@ -1,0 +1,30 @@
+//! `mcp_telemetry`: OpenTelemetry MCP attributes on Envoy's spans, access logs and metrics.
+//!
+//! Foundation stage: the filter loads and validates its configuration (the common keys only;
+//! its own keys arrive with issue #4) and runs the shared request gate of `filter-host`,
+//! so malformed, ambiguous or smuggling requests are already refused with JSON-RPC errors.
+
+use filter_host::metrics::Registry;
+use filter_host::McpFilter;
+use mcp_core::config::{Loaded, NoOwnKeys};
+use std::rc::Rc;
+
+/// The `mcp_telemetry` filter.
+#[derive(Debug)]
+pub struct TelemetryFilter;
+
+impl McpFilter for TelemetryFilter {
+    const NAME: &'static str = "mcp_telemetry";
+    type Config = NoOwnKeys;
+    type Shared = ();
+
+    fn shared(_config: &Loaded<NoOwnKeys>, _metrics: &mut Registry) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn new(_shared: Rc<()>, _config: Rc<Loaded<NoOwnKeys>>) -> Self {
+        TelemetryFilter
+    }
+}
+
+filter_host::export_filter!(TelemetryFilter);
