@@ -1,0 +1,11 @@
+//! Integration-test support for mcp-wasm-filters: render the user-facing `envoy/*.yaml` configs
+//! and run them on a real Envoy ([`Envoy`]), a scriptable test MCP server ([`server`]) and a
+//! small blocking MCP client ([`client`]). Used by `tests/tests/*.rs`, `make demo` and `make bench`.
+
+pub mod client;
+pub mod envoy;
+pub mod paths;
+pub mod server;
+
+pub use envoy::{free_port, validate_config, Envoy, EnvoyConfig, EnvoyOptions};
+pub use server::{ResponseMode, ServerOptions, TestServer, ToolSpec};
