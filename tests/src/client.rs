@@ -132,6 +132,16 @@ pub fn request(
     into_resp(send(&agent(), method, url, headers, body)?)
 }
 
+/// Sends a request and returns the response as it streams in (chunks with arrival times).
+pub fn stream(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Streaming> {
+    Streaming::start(&agent(), method, url, headers, body)
+}
+
 /// POSTs `body` (JSON text) with `content-type: application/json` and the MCP `Accept` header
 /// unless `headers` set them.
 pub fn post(url: &str, body: &str, headers: &[(&str, &str)]) -> Result<Resp> {

@@ -14,3 +14,4 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod sse;
 pub mod tools_list;
+pub mod visibility;

@@ -30,6 +30,8 @@ pub struct Edit {
     pub kept: usize,
     /// Elements removed (denied by the callback or malformed).
     pub removed: usize,
+    /// Whether the body had the list at all (a response whose `result` holds the array).
+    pub found: bool,
     /// The new body, or `None` when nothing changed (or the body has no such list).
     pub bytes: Option<Vec<u8>>,
 }
@@ -72,6 +74,7 @@ pub fn filter_list(
         edits: Vec::new(),
         kept: 0,
         removed: 0,
+        found: false,
     };
     let end = match first {
         b'{' => f.response(start, 0)?,
@@ -86,11 +89,13 @@ pub fn filter_list(
         edits,
         kept,
         removed,
+        found,
         ..
     } = f;
     Ok(Edit {
         kept,
         removed,
+        found,
         bytes: splice(body, edits),
     })
 }
@@ -204,6 +209,7 @@ struct Filter<'a, 'o, 'k, K: FnMut(&str) -> bool> {
     edits: Vec<Splice>,
     kept: usize,
     removed: usize,
+    found: bool,
 }
 
 // In the walkers below, `outer` is the number of containers open around the value at `at`,
@@ -312,6 +318,7 @@ impl<K: FnMut(&str) -> bool> Filter<'_, '_, '_, K> {
             last_value_end = end;
             w.value_done(end);
         };
+        self.found |= found_array;
         if found_array && self.opts.set_private_cache {
             if cache_scopes.is_empty() {
                 if has_ttl {

@@ -66,9 +66,25 @@ fn nothing_removed_means_no_new_bytes() {
         Edit {
             kept: 2,
             removed: 0,
+            found: true,
             bytes: None
         }
     );
+}
+
+#[test]
+fn found_says_whether_the_list_was_there() {
+    let empty = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#;
+    assert!(run(empty, &TOOLS, &[]).found);
+    for other in [
+        r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"x"}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#,
+    ] {
+        let e = run(other, &TOOLS, &[]);
+        assert!(!e.found, "{other}");
+        assert_eq!(e.bytes, None);
+    }
 }
 
 #[test]

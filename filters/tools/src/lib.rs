@@ -1,30 +1,435 @@
 //! `mcp_tools`: per-caller `tools/list` filtering; hidden tools cannot be called.
 //!
-//! Foundation stage: the filter loads and validates its configuration (the common keys only;
-//! its own keys arrive with issue #6) and runs the shared request gate of `filter-host`,
-//! so malformed, ambiguous or smuggling requests are already refused with JSON-RPC errors.
+//! Decisions come from `mcp_core::visibility` (allow/deny/grants) and
+//! `mcp_core::tools_list::filter_list` (byte-splicing removal of list entries); this crate only
+//! wires them to the request and response. Hidden names are refused on `tools/call` /
+//! `prompts/get` with the error a server gives for an unknown tool, so a caller cannot tell a
+//! hidden tool from a missing one. See `docs/tools.md`.
 
-use filter_host::metrics::Registry;
-use filter_host::McpFilter;
-use mcp_core::config::{Loaded, NoOwnKeys};
+use filter_host::abi::{self, MapType};
+use filter_host::metrics::{Counter, Registry};
+use filter_host::{
+    Inspected, LocalReply, McpFilter, MessageAction, RequestAction, ResponseHead, ResponseInterest,
+};
+use mcp_core::config::{ConfigError, Loaded, Validate};
+use mcp_core::json::Limits;
+use mcp_core::jsonrpc::{self, Message};
+use mcp_core::mcp::{methods, Era};
+use mcp_core::tools_list::{filter_list, ListOptions};
+use mcp_core::visibility::{GrantConfig, Identity, Rules, RulesConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// The `mcp_tools` filter.
+/// Where the caller's verified identity comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// Nobody is identified; grants are not allowed.
+    #[default]
+    None,
+    /// The claims the `mcp_scopes` filter verified, from filter state `mcp.auth.claims`.
+    McpScopes,
+    /// Envoy's `jwt_authn` verified payload in dynamic metadata (Istio RequestAuthentication).
+    JwtAuthn,
+}
+
+/// `identity` block.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Where the identity comes from.
+    #[serde(default)]
+    pub source: IdentitySource,
+    /// `jwt_authn` only: the provider's `payload_in_metadata` key. Default `jwt_payload`.
+    #[serde(default)]
+    pub metadata_key: Option<String>,
+}
+
+/// The filter's own configuration keys.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// Tool names everyone may see (globs). Default `["*"]`.
+    #[serde(default = "all")]
+    pub allow: Vec<String>,
+    /// Tool names hidden from callers without a grant (globs).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Identity-bound exceptions that open tools, even denied ones.
+    #[serde(default)]
+    pub grants: Vec<GrantConfig>,
+    /// Where the identity comes from.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// The same rules for `prompts/list` and `prompts/get`; absent = prompts untouched.
+    #[serde(default)]
+    pub prompts: Option<RulesConfig>,
+}
+
+fn all() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl ToolsConfig {
+    fn tool_rules(&self) -> RulesConfig {
+        RulesConfig {
+            allow: self.allow.clone(),
+            deny: self.deny.clone(),
+            grants: self.grants.clone(),
+        }
+    }
+}
+
+impl Validate for ToolsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        Rules::compile(&self.tool_rules(), "")?;
+        if let Some(p) = &self.prompts {
+            Rules::compile(p, "prompts")?;
+        }
+        let has_grants =
+            !self.grants.is_empty() || self.prompts.as_ref().is_some_and(|p| !p.grants.is_empty());
+        if has_grants && self.identity.source == IdentitySource::None {
+            return Err(ConfigError::at(
+                "identity.source",
+                "grants need a verified identity: set \"mcp_scopes\" or \"jwt_authn\"",
+            ));
+        }
+        if self.identity.metadata_key.is_some() && self.identity.source != IdentitySource::JwtAuthn
+        {
+            return Err(ConfigError::at(
+                "identity.metadata_key",
+                "only used with source \"jwt_authn\"",
+            ));
+        }
+        if self.identity.metadata_key.as_deref() == Some("") {
+            return Err(ConfigError::at(
+                "identity.metadata_key",
+                "must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Filter state key under which `mcp_scopes` publishes the verified claims (JSON object).
+pub const CLAIMS_PROPERTY: &str = "mcp.auth.claims";
+const JWT_AUTHN_NAMESPACE: &str = "envoy.filters.http.jwt_authn";
+
+/// Per-VM state.
 #[derive(Debug)]
-pub struct ToolsFilter;
+pub struct Shared {
+    tools: Rules,
+    prompts: Option<Rules>,
+    /// Claim names the grants look at (read one by one from jwt_authn metadata).
+    claim_names: Vec<String>,
+    lists_filtered: Counter,
+    tools_hidden: Counter,
+    calls_refused: Counter,
+    prompts_hidden: Counter,
+    prompt_gets_refused: Counter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tools,
+    Prompts,
+}
+
+/// The `mcp_tools` filter, per request.
+#[derive(Debug)]
+pub struct ToolsFilter {
+    shared: Rc<Shared>,
+    config: Rc<Loaded<ToolsConfig>>,
+    identity: Option<Identity>,
+    /// Set when this request is a list whose response must be filtered.
+    list: Option<(Kind, Era)>,
+}
+
+impl ToolsFilter {
+    fn rules(&self, kind: Kind) -> Option<&Rules> {
+        match kind {
+            Kind::Tools => Some(&self.shared.tools),
+            Kind::Prompts => self.shared.prompts.as_ref(),
+        }
+    }
+
+    /// The caller, read once per request and only when a decision needs it.
+    fn identity(&mut self) -> &Identity {
+        let config = &self.config.filter.identity;
+        let names = &self.shared.claim_names;
+        self.identity
+            .get_or_insert_with(|| read_identity(config, names))
+    }
+
+    fn refuse(&self, kind: Kind, id: Option<&jsonrpc::Id<'_>>, name: &str) -> RequestAction {
+        let (message, details, counter) = match kind {
+            Kind::Tools => (
+                format!("Unknown tool: {name}"),
+                "mcp_tools_hidden_tool",
+                self.shared.calls_refused,
+            ),
+            Kind::Prompts => (
+                format!("Unknown prompt: {name}"),
+                "mcp_tools_hidden_prompt",
+                self.shared.prompt_gets_refused,
+            ),
+        };
+        counter.inc();
+        filter_host::log!(Info, "refused a call to a hidden {kind:?} entry");
+        // HTTP 200 with the JSON-RPC error the server itself gives for an unknown tool: a hidden
+        // tool is indistinguishable from one that does not exist.
+        let body = jsonrpc::error_response(id, jsonrpc::INVALID_PARAMS, &message, None);
+        RequestAction::Reply(LocalReply::json(200, details, body))
+    }
+}
+
+fn read_identity(config: &IdentityConfig, claim_names: &[String]) -> Identity {
+    match config.source {
+        IdentitySource::None => Identity::anonymous(),
+        IdentitySource::McpScopes => match abi::get_property(&[CLAIMS_PROPERTY]) {
+            Ok(Some(bytes)) => Identity::from_claims_json(&bytes),
+            _ => Identity::anonymous(),
+        },
+        IdentitySource::JwtAuthn => {
+            let key = config.metadata_key.as_deref().unwrap_or("jwt_payload");
+            read_jwt_authn(key, claim_names)
+        }
+    }
+}
+
+/// Reads the claims grants need from Envoy `jwt_authn` metadata, one path at a time (a whole
+/// Struct would come back protobuf-encoded). A string claim reads as its text, a list claim in
+/// the pairs format; `mcp_core::visibility::claim_from_property` decodes both.
+fn read_jwt_authn(key: &str, claim_names: &[String]) -> Identity {
+    let mut claims = BTreeMap::new();
+    let mut any = false;
+    for name in claim_names {
+        let path = [
+            "metadata",
+            "filter_metadata",
+            JWT_AUTHN_NAMESPACE,
+            key,
+            name,
+        ];
+        if let Ok(Some(bytes)) = abi::get_property(&path) {
+            any = true;
+            claims.insert(
+                name.clone(),
+                mcp_core::visibility::claim_from_property(&bytes),
+            );
+        }
+    }
+    // jwt_authn writes the payload only for a verified token: no claims at all means no
+    // verified caller.
+    if !any {
+        return Identity::anonymous();
+    }
+    Identity::from_claims(claims)
+}
+
+fn claim_names(cfg: &ToolsConfig) -> Vec<String> {
+    let mut names = vec!["sub".to_owned(), "scope".to_owned(), "scp".to_owned()];
+    let prompt_grants = cfg.prompts.iter().flat_map(|p| p.grants.iter());
+    for g in cfg.grants.iter().chain(prompt_grants) {
+        for k in g.claims.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    names
+}
 
 impl McpFilter for ToolsFilter {
     const NAME: &'static str = "mcp_tools";
-    type Config = NoOwnKeys;
-    type Shared = ();
+    type Config = ToolsConfig;
+    type Shared = Shared;
 
-    fn shared(_config: &Loaded<NoOwnKeys>, _metrics: &mut Registry) -> Result<(), String> {
-        Ok(())
+    fn shared(config: &Loaded<ToolsConfig>, m: &mut Registry) -> Result<Shared, String> {
+        let cfg = &config.filter;
+        let tools = Rules::compile(&cfg.tool_rules(), "").map_err(|e| e.to_string())?;
+        let prompts = match &cfg.prompts {
+            Some(p) => Some(Rules::compile(p, "prompts").map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Shared {
+            tools,
+            prompts,
+            claim_names: claim_names(cfg),
+            lists_filtered: m.counter("mcp_tools.lists_filtered"),
+            tools_hidden: m.counter("mcp_tools.tools_hidden"),
+            calls_refused: m.counter("mcp_tools.calls_refused"),
+            prompts_hidden: m.counter("mcp_tools.prompts_hidden"),
+            prompt_gets_refused: m.counter("mcp_tools.prompt_gets_refused"),
+        })
     }
 
-    fn new(_shared: Rc<()>, _config: Rc<Loaded<NoOwnKeys>>) -> Self {
-        ToolsFilter
+    fn new(shared: Rc<Shared>, config: Rc<Loaded<ToolsConfig>>) -> Self {
+        ToolsFilter {
+            shared,
+            config,
+            identity: None,
+            list: None,
+        }
+    }
+
+    fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
+        let Message::Request(r) = req.message else {
+            return RequestAction::Continue;
+        };
+        let (kind, is_call) = match r.method.as_ref() {
+            methods::TOOLS_LIST => (Kind::Tools, false),
+            methods::TOOLS_CALL => (Kind::Tools, true),
+            methods::PROMPTS_LIST => (Kind::Prompts, false),
+            methods::PROMPTS_GET => (Kind::Prompts, true),
+            _ => return RequestAction::Continue,
+        };
+        let Some(rules) = self.rules(kind) else {
+            return RequestAction::Continue;
+        };
+        if !is_call {
+            // A list inside a batch is left alone: its response is an array the splice would
+            // have to match by id; batches are refused by default anyway.
+            if req.batch_index.is_none() && (rules.can_hide() || rules.depends_on_identity()) {
+                if rules.depends_on_identity() {
+                    // Resolve the caller now, in the request phase: the response is filtered
+                    // for whoever asked.
+                    self.identity();
+                }
+                self.list = Some((kind, req.era));
+            }
+            return RequestAction::Continue;
+        }
+        let Some(name) = r.name.as_deref() else {
+            // Without a string name the call cannot be checked against the policy.
+            return self.refuse(kind, r.id.as_ref(), "");
+        };
+        let name = name.to_owned();
+        let visible = {
+            let caller = self.identity().clone();
+            self.rules(kind)
+                .is_some_and(|rules| rules.for_caller(&caller).visible(&name))
+        };
+        if visible {
+            RequestAction::Continue
+        } else {
+            self.refuse(kind, r.id.as_ref(), &name)
+        }
+    }
+
+    fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
+        let Some((kind, _)) = self.list else {
+            return ResponseInterest::None;
+        };
+        if !(200..300).contains(&head.status) {
+            return ResponseInterest::None;
+        }
+        if self.rules(kind).is_some_and(Rules::depends_on_identity) {
+            // The list depends on who asked: no shared cache may keep it. Set now, while the
+            // headers can still change (an SSE response's headers leave immediately).
+            if abi::set_header(MapType::HttpResponseHeaders, "cache-control", "no-store").is_err() {
+                filter_host::log!(Warn, "could not set cache-control on a filtered list");
+            }
+        }
+        ResponseInterest::Messages
+    }
+
+    fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
+        let Some((kind, era)) = self.list else {
+            return MessageAction::Keep;
+        };
+        let caller = self.identity().clone();
+        let Some(rules) = self.rules(kind) else {
+            return MessageAction::Keep;
+        };
+        let visibility = rules.for_caller(&caller);
+        let opts = ListOptions {
+            array_key: match kind {
+                Kind::Tools => "tools",
+                Kind::Prompts => "prompts",
+            },
+            // 2026-07-28 list results carry ttlMs/cacheScope; a filtered list is per caller.
+            set_private_cache: era == Era::Stateless,
+        };
+        let limits = Limits {
+            max_depth: self.config.common.max_json_depth,
+        };
+        match filter_list(data, &opts, &limits, |name| visibility.visible(name)) {
+            Ok(edit) => {
+                if !edit.found {
+                    // Not the list response (a progress notification, a server request, an
+                    // error): forward untouched.
+                    return MessageAction::Keep;
+                }
+                self.shared.lists_filtered.inc();
+                let hidden = u64::try_from(edit.removed).unwrap_or(0);
+                match kind {
+                    Kind::Tools => self.shared.tools_hidden.add(hidden),
+                    Kind::Prompts => self.shared.prompts_hidden.add(hidden),
+                }
+                edit.bytes
+                    .map_or(MessageAction::Keep, MessageAction::Replace)
+            }
+            Err(_) if data.iter().all(u8::is_ascii_whitespace) => MessageAction::Keep,
+            Err(e) => {
+                // A list the filter cannot read must not leak hidden names.
+                filter_host::log!(Warn, "unreadable list response (at byte {:?})", e.offset());
+                let body = jsonrpc::error_response(
+                    None,
+                    jsonrpc::INTERNAL_ERROR,
+                    "Gateway filter could not read the list response",
+                    None,
+                );
+                MessageAction::Replace(body)
+            }
+        }
     }
 }
 
 filter_host::export_filter!(ToolsFilter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(json: &str) -> Result<Loaded<ToolsConfig>, ConfigError> {
+        mcp_core::config::load::<ToolsConfig>(json.as_bytes())
+    }
+
+    #[test]
+    fn the_issue_example_configuration_loads() {
+        let l = load(
+            r#"{"allow": ["*"], "deny": ["*_admin"],
+                "grants": [{"scopes": ["repo:admin"], "allow": ["*_admin"]},
+                           {"claims": {"groups": "sre"}, "allow": ["deploy_*"]}],
+                "identity": {"source": "mcp_scopes"}}"#,
+        )
+        .unwrap();
+        assert_eq!(l.filter.identity.source, IdentitySource::McpScopes);
+        assert_eq!(claim_names(&l.filter), ["sub", "scope", "scp", "groups"]);
+    }
+
+    #[test]
+    fn configuration_errors_name_the_key() {
+        let e = load(r#"{"grants": [{"allow": ["x"]}]}"#).unwrap_err();
+        assert_eq!(e.path, "identity.source");
+        let e = load(r#"{"deny": ["a", ""]}"#).unwrap_err();
+        assert_eq!(e.to_string(), "deny[1]: invalid pattern: empty pattern");
+        let e = load(r#"{"prompts": {"allow": [" x"]}}"#).unwrap_err();
+        assert_eq!(e.path, "prompts.allow[0]");
+        let e = load(r#"{"identity": {"source": "ldap"}}"#).unwrap_err();
+        assert_eq!(e.path, "identity.source");
+        let e = load(r#"{"identity": {"source": "mcp_scopes", "metadata_key": "x"}}"#).unwrap_err();
+        assert_eq!(e.path, "identity.metadata_key");
+        let e = load(r#"{"alow": ["*"]}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `alow`"), "{e}");
+    }
+
+    #[test]
+    fn defaults_hide_nothing() {
+        let l = load("{}").unwrap();
+        assert_eq!(l.filter.allow, ["*"]);
+        assert!(l.filter.prompts.is_none());
+    }
+}

@@ -1,6 +1,8 @@
 //! `make demo`: the real Envoy with all four filters (`envoy/mcp-gateway.yaml`) in front of the
 //! demo MCP server, a short scripted session showing what each filter did, then Envoy stays up on
 //! http://localhost:10000/mcp until Ctrl-C so any MCP client can be pointed at it.
+// Indexing a serde_json::Value returns Null for a missing key; it never panics.
+#![allow(clippy::indexing_slicing)]
 
 use anyhow::{Context, Result};
 use mcp_integration::client::{self, ACCEPT_BOTH};
@@ -49,10 +51,27 @@ fn main() -> Result<()> {
         .filter_map(|t| t["name"].as_str().map(str::to_owned))
         .collect();
     step.show(&list, &format!("tools: {}", names.join(", ")));
+    let all = server_tool_names(&server)?;
+    let hidden: Vec<&String> = all.iter().filter(|n| !names.contains(n)).collect();
+    println!(
+        "     mcp_tools hid {hidden:?} (the server has {} tools)",
+        all.len()
+    );
     let call = step.post(
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello through Envoy"}}}"#,
     )?;
     step.show(&call, &first_text(&call));
+
+    let hidden_call = step.post(
+        r#"{"jsonrpc":"2.0","id":"call-admin","method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#,
+    )?;
+    step.show(
+        &hidden_call,
+        &format!(
+            "calling a hidden tool → {} (answered by mcp_tools)",
+            error_text(&hidden_call)
+        ),
+    );
 
     step.title(
         "2. What the request gate refuses (every filter runs it; the first in the chain answers)",
@@ -160,6 +179,30 @@ impl Step {
             r.content_type().unwrap_or("-")
         );
     }
+}
+
+/// The tool names the server itself offers (asked directly, without Envoy).
+fn server_tool_names(server: &TestServer) -> Result<Vec<String>> {
+    let r = client::request(
+        "POST",
+        &server.url("/mcp"),
+        &[
+            ("content-type", "application/json"),
+            ("accept", ACCEPT_BOTH),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/list"),
+            ("x-test-response", "json"),
+        ],
+        Some(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#),
+    )?;
+    Ok(r.json()?["result"]["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 fn first_text(r: &client::Resp) -> String {

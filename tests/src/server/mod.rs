@@ -972,7 +972,14 @@ fn dispatch(shared: &Shared, msg: &Value, era: Era, script: &Script) -> Outcome 
             }))
         }
         ("ping", _) | ("logging/setLevel", _) => Ok(json!({})),
-        ("tools/list", _) => list_tools(tools, &params, script.page_size),
+        ("tools/list", _) => {
+            // Other events may precede a list result on its SSE stream; filters must pass them
+            // through untouched.
+            if script.mode == ResponseMode::Sse {
+                pre = side_notifications(&params, "tools/list", script);
+            }
+            list_tools(tools, &params, script.page_size)
+        }
         ("tools/call", _) => {
             let name = params
                 .get("name")

