@@ -204,18 +204,6 @@ mod sys {
             size: *mut usize,
         ) -> u32;
         fn proxy_continue_stream(stream: u32) -> u32;
-        fn proxy_http_call(
-            upstream: *const u8,
-            upstream_size: usize,
-            headers: *const u8,
-            headers_size: usize,
-            body: *const u8,
-            body_size: usize,
-            trailers: *const u8,
-            trailers_size: usize,
-            timeout_ms: u32,
-            token: *mut u32,
-        ) -> u32;
         fn proxy_get_shared_data(
             key: *const u8,
             key_size: usize,
@@ -457,31 +445,24 @@ mod sys {
 
     pub fn http_call(
         upstream: &str,
-        headers: &[u8],
+        headers: &[(&str, &str)],
         body: &[u8],
         timeout_ms: u32,
     ) -> Result<u32, HostError> {
-        let mut token = 0u32;
-        let trailers = super::serialize_map(&[]);
-        check("proxy_http_call", unsafe {
-            proxy_http_call(
-                upstream.as_ptr(),
-                upstream.len(),
-                headers.as_ptr(),
-                headers.len(),
-                if body.is_empty() {
-                    null()
-                } else {
-                    body.as_ptr()
-                },
-                body.len(),
-                trailers.as_ptr(),
-                trailers.len(),
-                timeout_ms,
-                &mut token,
-            )
-        })?;
-        Ok(token)
+        // Through the SDK, not the raw import: the SDK's dispatcher must know the token, or it
+        // panics ("invalid token_id") when the answer arrives. The SDK panics only on statuses
+        // Envoy's proxy_http_call never returns (it returns Ok, BadArgument or InternalFailure).
+        proxy_wasm::hostcalls::dispatch_http_call(
+            upstream,
+            headers.to_vec(),
+            if body.is_empty() { None } else { Some(body) },
+            Vec::new(),
+            std::time::Duration::from_millis(u64::from(timeout_ms)),
+        )
+        .map_err(|status| HostError {
+            call: "proxy_http_call",
+            status: status as u32,
+        })
     }
 
     pub fn get_shared_data(key: &str) -> Result<(Option<Vec<u8>>, u32), HostError> {
@@ -617,14 +598,16 @@ pub fn continue_stream(response: bool) -> Result<(), HostError> {
     sys::continue_stream(u32::from(response))
 }
 
-/// Dispatches an HTTP call to an Envoy cluster; returns the token the answer will carry.
+/// Dispatches an HTTP call to an Envoy cluster; returns the token the answer will carry. The
+/// answer goes to the context that made the call (`McpFilter::on_http_call_response` for the
+/// root context). `headers` must include `:method`, `:path` and `:authority`.
 pub fn http_call(
     cluster: &str,
     headers: &[(&str, &str)],
     body: &[u8],
     timeout_ms: u32,
 ) -> Result<u32, HostError> {
-    sys::http_call(cluster, &serialize_map(headers), body, timeout_ms)
+    sys::http_call(cluster, headers, body, timeout_ms)
 }
 
 /// Reads VM-wide shared data and its CAS token.

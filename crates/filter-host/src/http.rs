@@ -584,7 +584,8 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if matches!(self.req, Req::Replied) || self.filter.is_none() {
+        let wanted = self.filter.as_ref().is_some_and(|f| f.wants_response());
+        if matches!(self.req, Req::Replied) || !wanted {
             return Action::Continue;
         }
         let status = abi::get_header(MapType::HttpResponseHeaders, ":status")

@@ -59,6 +59,12 @@ pub trait McpFilter: Sized + 'static {
         RequestAction::Continue
     }
 
+    /// Whether this request's response matters to the filter at all. Checked before any response
+    /// header is read, so answering `false` makes the response phase free. Default `true`.
+    fn wants_response(&self) -> bool {
+        true
+    }
+
     /// Response headers. Default: not interested (the response streams through untouched).
     fn on_response_head(&mut self, _head: &ResponseHead) -> ResponseInterest {
         ResponseInterest::None
@@ -72,6 +78,28 @@ pub trait McpFilter: Sized + 'static {
 
     /// The stream is complete (Envoy's log phase): record durations, outcomes.
     fn on_log(&mut self) {}
+
+    /// The root context's timer period for this configuration; `None` (the default) sets no
+    /// timer. Asked once per configuration, after [`McpFilter::shared`].
+    fn tick_period_ms(_shared: &Self::Shared) -> Option<u32> {
+        None
+    }
+
+    /// The root context's timer: background work of the VM such as refreshing remote keys with
+    /// [`abi::http_call`] (each worker VM ticks on its own; coordinate through shared data).
+    fn on_tick(_shared: &Self::Shared) {}
+
+    /// The answer to an [`abi::http_call`] dispatched from [`McpFilter::on_tick`]. Read it with
+    /// `abi::get_headers(MapType::HttpCallResponseHeaders)` and
+    /// `abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)`; a failed call (reset,
+    /// timeout, unknown cluster) arrives with no headers and an empty body.
+    fn on_http_call_response(
+        _shared: &Self::Shared,
+        _token: u32,
+        _num_headers: usize,
+        _body_size: usize,
+    ) {
+    }
 }
 
 /// Exports a [`McpFilter`] as a proxy-wasm module: `filter_host::export_filter!(ToolsFilter);`

@@ -19,6 +19,8 @@ pub(crate) struct Configured<F: McpFilter> {
 /// Root context of a filter.
 pub struct McpRoot<F: McpFilter> {
     configured: Option<Rc<Configured<F>>>,
+    /// A timer is set (so a later configuration without one must clear it).
+    ticking: bool,
 }
 
 impl<F: McpFilter> Default for McpRoot<F> {
@@ -30,7 +32,10 @@ impl<F: McpFilter> Default for McpRoot<F> {
 impl<F: McpFilter> McpRoot<F> {
     /// An unconfigured root.
     pub fn new() -> Self {
-        McpRoot { configured: None }
+        McpRoot {
+            configured: None,
+            ticking: false,
+        }
     }
 
     fn configure(&mut self, size: usize) -> Result<(), String> {
@@ -43,11 +48,19 @@ impl<F: McpFilter> McpRoot<F> {
         if reg.failures() > 0 {
             crate::log!(Warn, "{} metric definitions failed", reg.failures());
         }
+        let tick = F::tick_period_ms(&shared);
         self.configured = Some(Rc::new(Configured {
             config: Rc::new(loaded),
             shared: Rc::new(shared),
             gate,
         }));
+        if tick.is_some() || self.ticking {
+            let ms = tick.unwrap_or(0);
+            match abi::set_tick_period_ms(ms) {
+                Ok(()) => self.ticking = ms > 0,
+                Err(e) => crate::log!(Error, "cannot set the tick period: {e}"),
+            }
+        }
         Ok(())
     }
 }
@@ -61,7 +74,19 @@ impl<F: McpFilter> std::fmt::Debug for McpRoot<F> {
     }
 }
 
-impl<F: McpFilter> Context for McpRoot<F> {}
+impl<F: McpFilter> Context for McpRoot<F> {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let Some(c) = &self.configured {
+            F::on_http_call_response(&c.shared, token_id, num_headers, body_size);
+        }
+    }
+}
 
 impl<F: McpFilter> RootContext for McpRoot<F> {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -98,6 +123,12 @@ impl<F: McpFilter> RootContext for McpRoot<F> {
             context_id,
             self.configured.clone(),
         )))
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(c) = &self.configured {
+            F::on_tick(&c.shared);
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -318,6 +318,11 @@ impl McpFilter for ToolsFilter {
         }
     }
 
+    fn wants_response(&self) -> bool {
+        // Only list responses are filtered; everything else streams through without a look.
+        self.list.is_some()
+    }
+
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
         let Some((kind, _)) = self.list else {
             return ResponseInterest::None;

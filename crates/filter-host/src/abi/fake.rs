@@ -59,6 +59,12 @@ pub struct FakeHost {
     pub now: u64,
     /// HTTP calls dispatched: (cluster, headers, body).
     pub http_calls: Vec<HttpCall>,
+    /// Headers of the HTTP call answer being delivered.
+    pub http_call_response_headers: Vec<(String, String)>,
+    /// Body of the HTTP call answer being delivered.
+    pub http_call_response_body: Vec<u8>,
+    /// The last tick period set, in milliseconds.
+    pub tick_period_ms: Option<u32>,
 }
 
 thread_local! {
@@ -84,6 +90,7 @@ fn headers_mut(h: &mut FakeHost, t: MapType) -> Option<&mut Vec<(String, String)
     match t {
         MapType::HttpRequestHeaders => Some(&mut h.request_headers),
         MapType::HttpResponseHeaders => Some(&mut h.response_headers),
+        MapType::HttpCallResponseHeaders => Some(&mut h.http_call_response_headers),
         _ => None,
     }
 }
@@ -93,6 +100,7 @@ fn buffer_mut(h: &mut FakeHost, t: BufferType) -> Option<&mut Vec<u8>> {
         BufferType::HttpRequestBody => Some(&mut h.request_body),
         BufferType::HttpResponseBody => Some(&mut h.response_body),
         BufferType::PluginConfiguration => Some(&mut h.plugin_configuration),
+        BufferType::HttpCallResponseBody => Some(&mut h.http_call_response_body),
         _ => None,
     }
 }
@@ -109,7 +117,8 @@ pub(super) fn now_nanos() -> u64 {
     with(|h| h.now)
 }
 
-pub(super) fn set_tick_period_ms(_ms: u32) -> Result<(), HostError> {
+pub(super) fn set_tick_period_ms(ms: u32) -> Result<(), HostError> {
+    with(|h| h.tick_period_ms = Some(ms));
     Ok(())
 }
 
@@ -274,14 +283,17 @@ pub(super) fn continue_stream(stream: u32) -> Result<(), HostError> {
 
 pub(super) fn http_call(
     upstream: &str,
-    headers: &[u8],
+    headers: &[(&str, &str)],
     body: &[u8],
     _timeout_ms: u32,
 ) -> Result<u32, HostError> {
     with(|h| {
         h.http_calls.push((
             upstream.to_owned(),
-            super::deserialize_map(headers),
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             body.to_vec(),
         ));
         u32::try_from(h.http_calls.len()).map_err(|_| bad("proxy_http_call"))
