@@ -5,6 +5,7 @@
 pub mod client;
 pub mod envoy;
 pub mod paths;
+pub mod pii_support;
 pub mod server;
 
 pub use envoy::{free_port, validate_config, Envoy, EnvoyConfig, EnvoyOptions};

@@ -12,6 +12,7 @@ pub mod glob;
 pub mod json;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod pii;
 pub mod sse;
 pub mod tools_list;
 pub mod visibility;
