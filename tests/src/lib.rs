@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod paths;
 pub mod pii_support;
 pub mod server;
+pub mod telemetry_support;
 
 pub use envoy::{free_port, validate_config, Envoy, EnvoyConfig, EnvoyOptions};
 pub use server::{ResponseMode, ServerOptions, TestServer, ToolSpec};

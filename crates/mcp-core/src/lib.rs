@@ -14,5 +14,6 @@ pub mod jsonrpc;
 pub mod mcp;
 pub mod pii;
 pub mod sse;
+pub mod telemetry;
 pub mod tools_list;
 pub mod visibility;
