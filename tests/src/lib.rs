@@ -6,6 +6,7 @@ pub mod client;
 pub mod envoy;
 pub mod paths;
 pub mod pii_support;
+pub mod scopes_support;
 pub mod server;
 pub mod telemetry_support;
 

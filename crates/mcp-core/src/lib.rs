@@ -13,6 +13,7 @@ pub mod json;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod pii;
+pub mod scopes;
 pub mod sse;
 pub mod telemetry;
 pub mod tools_list;
