@@ -2,6 +2,8 @@
 //! generated per run (RS256, ES256, EdDSA), JWKS served by a local HTTP server behind the `jwks`
 //! cluster, every rejection, alg `none` and alg confusion, step-up, the metadata documents, tool
 //! hiding and key rotation. Every refusal is checked against the test server's record.
+// Test helpers outside #[test] fns are not covered by clippy.toml's in-test allowances.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use jwt_simple::prelude::*;
 use mcp_integration::client::{self, ACCEPT_BOTH};
