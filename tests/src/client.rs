@@ -132,6 +132,18 @@ pub fn request(
     into_resp(send(&agent(), method, url, headers, body)?)
 }
 
+/// The JSON-RPC response to request `id` in `resp` (JSON or SSE body).
+fn response_to(method: &str, id: u64, resp: &Resp) -> Result<Value> {
+    let messages = resp.messages()?;
+    find_response(&messages, id).cloned().ok_or_else(|| {
+        anyhow!(
+            "no response to {method} (HTTP {}): {}",
+            resp.status,
+            resp.text()
+        )
+    })
+}
+
 /// Sends a request and returns the response as it streams in (chunks with arrival times).
 pub fn stream(
     method: &str,
@@ -427,14 +439,7 @@ impl Session {
     /// [`Session::call`] with extra request headers (e.g. `x-test-response: json`).
     pub fn call_with(&self, method: &str, params: Value, extra: &[(&str, &str)]) -> Result<Value> {
         let (id, resp) = self.request(method, params, extra)?;
-        let messages = resp.messages()?;
-        find_response(&messages, id).cloned().ok_or_else(|| {
-            anyhow!(
-                "no response to {method} (HTTP {}): {}",
-                resp.status,
-                resp.text()
-            )
-        })
+        response_to(method, id, &resp)
     }
 
     /// Calls tool `name` with `arguments`; returns the response message.
@@ -598,14 +603,7 @@ impl Stateless {
     /// [`Stateless::call`] with extra/overriding headers.
     pub fn call_with(&self, method: &str, params: Value, extra: &[(&str, &str)]) -> Result<Value> {
         let (id, resp) = self.request(method, params, extra)?;
-        let messages = resp.messages()?;
-        find_response(&messages, id).cloned().ok_or_else(|| {
-            anyhow!(
-                "no response to {method} (HTTP {}): {}",
-                resp.status,
-                resp.text()
-            )
-        })
+        response_to(method, id, &resp)
     }
 }
 

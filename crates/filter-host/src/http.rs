@@ -228,14 +228,20 @@ impl<F: McpFilter> McpHttp<F> {
     }
 
     /// Something the filter needed failed. Closed: refuse. Open: let the request through.
-    fn request_failure(&mut self, what: &str) -> Action {
+    /// Counts and logs a failure; under `failure_mode: open` also counts the pass it allows.
+    fn note_failure(&self, what: &str) -> FailureMode {
         self.count_failure();
         crate::log!(Warn, "#{} {what}", self.context_id);
-        match self.failure_mode() {
+        let mode = self.failure_mode();
+        if let (FailureMode::Open, Some(c)) = (mode, &self.cx) {
+            c.gate.failure_open_passes.inc();
+        }
+        mode
+    }
+
+    fn request_failure(&mut self, what: &str) -> Action {
+        match self.note_failure(what) {
             FailureMode::Open => {
-                if let Some(c) = &self.cx {
-                    c.gate.failure_open_passes.inc();
-                }
                 self.req = Req::Idle;
                 Action::Continue
             }
@@ -390,13 +396,8 @@ impl<F: McpFilter> McpHttp<F> {
     }
 
     fn response_failure(&mut self, what: &str, size: usize) -> Action {
-        self.count_failure();
-        crate::log!(Warn, "#{} response: {what}", self.context_id);
-        match self.failure_mode() {
+        match self.note_failure(&format!("response: {what}")) {
             FailureMode::Open => {
-                if let Some(c) = &self.cx {
-                    c.gate.failure_open_passes.inc();
-                }
                 self.resp = Resp::Pass;
                 Action::Continue
             }

@@ -148,7 +148,6 @@ pub fn is_metadata_path(policy: &Policy, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load;
 
     fn policy(scopes_supported: &str) -> Policy {
         let json = format!(
@@ -156,12 +155,7 @@ mod tests {
                 "jwt_authn":{{"metadata_key":"p"}},"resource_name":"Demo"{scopes_supported},
                 "rules":[{{"tools":["*"],"scopes":["mcp:tools"]}},{{"tools":["delete_*"],"scopes":["repo:admin"]}}]}}"#
         );
-        load::<ScopesConfig>(json.as_bytes())
-            .unwrap()
-            .filter
-            .compile()
-            .unwrap()
-            .unwrap()
+        crate::scopes::config::test_policy(&json)
     }
 
     /// The TypeScript client's extraction rule.

@@ -634,6 +634,18 @@ impl Validate for ScopesConfig {
     }
 }
 
+/// Loads and compiles a configuration that must be valid (unit tests of the scopes modules).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_policy(json: &str) -> Policy {
+    crate::config::load::<ScopesConfig>(json.as_bytes())
+        .unwrap()
+        .filter
+        .compile()
+        .unwrap()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,12 +662,7 @@ mod tests {
     }
 
     fn policy(json: &str) -> Policy {
-        load::<ScopesConfig>(json.as_bytes())
-            .unwrap()
-            .filter
-            .compile()
-            .unwrap()
-            .unwrap()
+        super::test_policy(json)
     }
 
     fn error(json: &str) -> ConfigError {

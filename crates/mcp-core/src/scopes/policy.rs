@@ -96,20 +96,13 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load;
-    use crate::scopes::config::ScopesConfig;
 
     fn policy(rules: &str, unmatched: &str) -> Policy {
         let json = format!(
             r#"{{"resource":"https://m.example/mcp","authorization_servers":["https://idp.example"],
                 "jwt_authn":{{"metadata_key":"p"}},"unmatched":"{unmatched}","rules":{rules}}}"#
         );
-        load::<ScopesConfig>(json.as_bytes())
-            .unwrap()
-            .filter
-            .compile()
-            .unwrap()
-            .unwrap()
+        crate::scopes::config::test_policy(&json)
     }
 
     const ISSUE_RULES: &str = r#"[
