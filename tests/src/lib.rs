@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod envoy;
+pub mod jwt_authn;
 pub mod paths;
 pub mod pii_support;
 pub mod scopes_support;

@@ -3,7 +3,12 @@
 //! cluster, every rejection, alg `none` and alg confusion, step-up, the metadata documents, tool
 //! hiding and key rotation. Every refusal is checked against the test server's record.
 // Test helpers outside #[test] fns are not covered by clippy.toml's in-test allowances.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use jwt_simple::prelude::*;
 use mcp_integration::client::{self, ACCEPT_BOTH};
@@ -493,4 +498,66 @@ fn an_unreachable_jwks_fails_closed_with_503() {
     // Once the JWKS is served, requests go through without restarting anything.
     jwks.set(200, &issuer.jwks());
     wait_for_keys(&e, &issuer.token("alice", "mcp:tools"));
+}
+
+/// `"jwt_authn": {"metadata_key": ...}`: Envoy's own jwt_authn verifies (as Istio
+/// RequestAuthentication does) and mcp_scopes trusts its payload: scopes from a `scope` string or
+/// an `scp` array, the same 401/403 challenges, and refusals that never reach the server.
+#[test]
+fn a_jwt_authn_payload_is_trusted_with_scope_strings_and_scp_arrays() {
+    use mcp_integration::jwt_authn;
+    let s = server();
+    let mut c: Value = serde_json::from_str(&config(json!({"inline": "{}"}), json!({}))).unwrap();
+    let obj = c.as_object_mut().unwrap();
+    obj.remove("jwt");
+    obj.insert(
+        "jwt_authn".into(),
+        json!({"metadata_key": jwt_authn::METADATA_KEY}),
+    );
+    let cfg = EnvoyConfig::load("mcp_scopes.yaml")
+        .unwrap()
+        .upstream("mcp_upstream", s.addr())
+        .plugin_config("mcp_scopes", &c.to_string());
+    let e = Envoy::start(jwt_authn::in_front(cfg)).unwrap();
+
+    // jwt_authn lets a request without a token through (allow_missing); mcp_scopes challenges it.
+    let r = post(&e, CALL_ECHO, None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        param(&www(&r), "resource_metadata").as_deref(),
+        Some(METADATA_URL)
+    );
+
+    // An `scp` array holding the needed scope.
+    let scp = jwt_authn::token(json!({"sub": "carol", "scp": ["mcp:tools", "files:read"]}));
+    let r = post(&e, CALL_ECHO, Some(&scp));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(&e, CALL_DELETE, Some(&scp));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        param(&www(&r), "error").as_deref(),
+        Some("insufficient_scope")
+    );
+    assert_eq!(
+        param(&www(&r), "scope").as_deref(),
+        Some("repo:admin mcp:tools")
+    );
+
+    // A `scope` string with the admin scope.
+    let admin = jwt_authn::token(json!({"sub": "dave", "scope": "mcp:tools repo:admin"}));
+    let r = post(&e, CALL_DELETE, Some(&admin));
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // A forged token is refused by jwt_authn itself.
+    let forged = jwt_authn::forge(
+        &admin,
+        json!({"sub": "eve", "scope": "repo:admin mcp:tools"}),
+    );
+    assert_eq!(post(&e, CALL_DELETE, Some(&forged)).status, 401);
+
+    assert_eq!(
+        s.tool_calls(),
+        vec!["echo", "delete_repo"],
+        "only allowed calls arrived"
+    );
 }

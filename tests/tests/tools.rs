@@ -4,12 +4,10 @@
 // Test helpers outside #[test] fns are not covered by clippy.toml's in-test allowances.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use mcp_integration::client::{self, Session, Stateless, ACCEPT_BOTH};
+use mcp_integration::jwt_authn::{self, token};
 use mcp_integration::{Envoy, EnvoyConfig, ServerOptions, TestServer};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::time::Duration;
 
 const CONFIG: &str = "mcp_tools.yaml";
@@ -382,61 +380,13 @@ fn hidden_prompts_vanish_and_cannot_be_fetched() {
 
 // --- grants, with identities verified by Envoy's own jwt_authn filter --------------------------
 
-const HMAC_KEY: &[u8] = b"mcp-wasm-filters-test-key-32-bytes!!";
-
-fn b64(b: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// An HS256 token jwt_authn verifies with the inline JWKS below.
-fn token(claims: Value) -> String {
-    let mut payload = json!({"iss": "https://idp.test", "aud": "mcp", "exp": 4_102_444_800u64});
-    for (k, v) in claims.as_object().unwrap() {
-        payload[k] = v.clone();
-    }
-    let signing_input = format!(
-        "{}.{}",
-        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
-        b64(payload.to_string().as_bytes())
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_KEY).unwrap();
-    mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
-}
-
-/// mcp_tools.yaml with Envoy's jwt_authn in front: tokens optional (no token = anonymous caller),
-/// verified payloads in metadata `jwt_payload`.
+/// mcp_tools.yaml with Envoy's jwt_authn in front (tokens optional: no token = anonymous).
 fn envoy_with_jwt_authn(server: &TestServer, plugin: &str) -> Envoy {
-    let jwks = json!({"keys": [{"kty": "oct", "alg": "HS256", "k": b64(HMAC_KEY)}]}).to_string();
-    let jwt_authn: serde_yaml::Value = serde_yaml::from_str(&format!(
-        r#"
-name: envoy.filters.http.jwt_authn
-typed_config:
-  "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-  providers:
-    test:
-      issuer: https://idp.test
-      audiences: [mcp]
-      local_jwks: {{inline_string: '{jwks}'}}
-      payload_in_metadata: jwt_payload
-  rules:
-  - match: {{prefix: /}}
-    requires: {{requires_any: {{requirements: [{{provider_name: test}}, {{allow_missing: {{}}}}]}}}}
-"#
-    ))
-    .unwrap();
     let cfg = EnvoyConfig::load(CONFIG)
         .unwrap()
         .upstream("mcp_upstream", server.addr())
-        .plugin_config("mcp_tools", plugin)
-        .modify(move |doc| {
-            let filters = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-                ["typed_config"]["http_filters"]
-                .as_sequence_mut()
-                .unwrap();
-            filters.insert(0, jwt_authn);
-        });
-    Envoy::start(cfg).unwrap()
+        .plugin_config("mcp_tools", plugin);
+    Envoy::start(jwt_authn::in_front(cfg)).unwrap()
 }
 
 const GRANTS: &str = r#"{
@@ -514,14 +464,12 @@ fn a_forged_token_gets_no_grant() {
     let server = TestServer::start(ServerOptions::json().require_session(false)).unwrap();
     let e = envoy_with_jwt_authn(&server, GRANTS);
     let good = token(json!({"sub": "alice", "scope": "repo:admin"}));
-    // Re-sign nothing: swap the payload, keep the signature. jwt_authn refuses it (401), so the
-    // request never reaches mcp_tools or the server.
-    let parts: Vec<&str> = good.split('.').collect();
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        b64(json!({"iss": "https://idp.test", "aud": "mcp", "exp": 4_102_444_800u64, "scope": "repo:admin", "sub": "mallory"}).to_string().as_bytes()),
-        parts[2]
+    // Keep the signature, swap the payload: jwt_authn refuses it (401), so the request never
+    // reaches mcp_tools or the server.
+    let forged = jwt_authn::forge(
+        &good,
+        json!({"iss": jwt_authn::ISSUER, "aud": jwt_authn::AUDIENCE, "exp": 4_102_444_800u64,
+               "scope": "repo:admin", "sub": "mallory"}),
     );
     let auth = format!("Bearer {forged}");
     let r = post(

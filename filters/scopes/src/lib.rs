@@ -31,6 +31,7 @@ use mcp_core::scopes::config::{Authenticator, Policy, ScopesConfig};
 use mcp_core::scopes::token::{self, AuthError, Bearer, Identity, Outcome};
 use mcp_core::scopes::Verdict;
 use mcp_core::tools_list::{self, ListOptions};
+use mcp_core::visibility::{claim_from_property, Claim};
 use state::Shared;
 use std::rc::Rc;
 
@@ -84,15 +85,24 @@ impl ScopesFilter {
                 Bearer::Token(t) => self.shared.verify(t),
             },
             Authenticator::JwtAuthn(key) => {
+                // Envoy returns a string claim as its text and a list claim (an `scp` array) in
+                // the pairs encoding; claim_from_property decodes both.
                 let claim = |name: &str| {
-                    abi::get_property(&["metadata", "filter_metadata", JWT_AUTHN, key, name])
-                        .ok()
-                        .flatten()
-                        .and_then(|b| String::from_utf8(b).ok())
-                        .filter(|s| !s.is_empty())
+                    let bytes =
+                        abi::get_property(&["metadata", "filter_metadata", JWT_AUTHN, key, name])
+                            .ok()
+                            .flatten()?;
+                    match claim_from_property(&bytes) {
+                        Claim::Str(s) if !s.is_empty() => Some(serde_json::Value::String(s)),
+                        Claim::List(l) => Some(serde_json::Value::Array(
+                            l.into_iter().map(serde_json::Value::String).collect(),
+                        )),
+                        _ => None,
+                    }
                 };
-                let sub = claim("sub");
-                let iss = claim("iss");
+                let text = |name: &str| claim(name).and_then(|v| v.as_str().map(str::to_owned));
+                let sub = text("sub");
+                let iss = text("iss");
                 if sub.is_none() && iss.is_none() {
                     // jwt_authn stored no payload: it saw no token, or (with
                     // allow_missing_or_failed) a token it could not verify.
@@ -101,13 +111,13 @@ impl ScopesFilter {
                         _ => AuthError::Malformed,
                     });
                 }
-                let scope = claim("scope").map(serde_json::Value::String);
-                let scp = claim("scp").map(serde_json::Value::String);
+                let scope = claim("scope");
+                let scp = claim("scp");
                 let scopes = token::scopes_of(scope.as_ref(), scp.as_ref());
                 let extra = policy
                     .publish_claims
                     .iter()
-                    .filter_map(|c| claim(c).map(|v| (c.clone(), serde_json::Value::String(v))))
+                    .filter_map(|c| claim(c).map(|v| (c.clone(), v)))
                     .collect();
                 Ok(Rc::new(Identity::new(sub, iss, scopes, None, extra)))
             }
