@@ -824,3 +824,78 @@ fn mcp_python_client_2x_in_legacy_mode_lists_and_calls_test_server_tools_through
         protocol_version: "2025-11-25",
     });
 }
+
+/// The PyPI client with a bearer token through `mcp_scopes` (verifying via Envoy's jwt_authn, as
+/// with Istio RequestAuthentication): it lists and calls the tools its `mcp:tools` scope allows,
+/// and a tool that needs `repo:admin` gets the 403 step-up challenge instead of reaching the
+/// server.
+fn python_client_with_a_bearer_token_meets_the_scope_challenge(python: &Path, version: &str) {
+    let deps = peer_deps();
+    let server = TestServer::start(ServerOptions::default()).expect("start test server");
+    let scopes = json!({
+        "resource": "https://mcp.test/mcp",
+        "authorization_servers": [mcp_integration::jwt_authn::ISSUER],
+        "jwt_authn": {"metadata_key": mcp_integration::jwt_authn::METADATA_KEY},
+        "rules": [
+            {"tools": ["delete_*"], "scopes": ["repo:admin"]},
+            {"tools": ["*"], "scopes": ["mcp:tools"]}
+        ]
+    });
+    let cfg = EnvoyConfig::load("mcp_scopes.yaml")
+        .unwrap()
+        .upstream(UPSTREAM_CLUSTER, server.addr())
+        .plugin_config("mcp_scopes", &scopes.to_string());
+    let envoy = Envoy::start(mcp_integration::jwt_authn::in_front(cfg)).unwrap();
+    let token = mcp_integration::jwt_authn::token(json!({"sub": "py", "scope": "mcp:tools"}));
+    let header = format!("Authorization:Bearer {token}");
+    let calls = [
+        ("echo", json!({"text": "allowed"})),
+        ("delete_repo", json!({"repo": "prod"})),
+    ];
+    let args = ["--header", header.as_str(), "--mode", "legacy"];
+    let summary = run_python_client(&deps, python, &envoy.url("/mcp"), &args, &calls);
+    assert_eq!(summary["sdk"], json!(version), "run `make peers-deps`");
+    assert!(tool_names(&summary).contains("echo"), "{summary:#}");
+    assert_eq!(
+        call(&summary, "echo")["text"],
+        json!(["allowed"]),
+        "{summary:#}"
+    );
+    if version == MCP1_VERSION {
+        // mcp 1.x raises the HTTP 403 out of its transport, ending the session.
+        assert_eq!(
+            summary["error"]["type"],
+            json!("HTTPStatusError"),
+            "{summary:#}"
+        );
+        let message = summary["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("403 Forbidden"), "{summary:#}");
+    } else {
+        // mcp 2.x reports the JSON-RPC error the 403 carries, and the session goes on.
+        assert_client_ok(&summary, python, version);
+        let refused = call(&summary, "delete_repo");
+        assert_eq!(refused["is_error"], json!(true), "{summary:#}");
+        assert_eq!(refused["error"]["code"], json!(-32001), "{summary:#}");
+    }
+    assert_eq!(
+        server.tool_calls(),
+        ["echo"],
+        "delete_repo never reached the server"
+    );
+}
+
+#[test]
+fn mcp_python_client_1x_with_a_bearer_token_gets_the_403_step_up_for_a_scoped_tool() {
+    python_client_with_a_bearer_token_meets_the_scope_challenge(
+        &peer_deps().python_mcp1,
+        MCP1_VERSION,
+    );
+}
+
+#[test]
+fn mcp_python_client_2x_with_a_bearer_token_gets_the_403_step_up_for_a_scoped_tool() {
+    python_client_with_a_bearer_token_meets_the_scope_challenge(
+        &peer_deps().python_mcp2,
+        MCP2_VERSION,
+    );
+}
