@@ -147,7 +147,7 @@ impl Scanner {
                 self.after_cr = false;
             }
             let rest = bytes.get(i..).unwrap_or_default();
-            let Some(k) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(k) = find_eol(rest) else {
                 self.line_nonempty |= !rest.is_empty();
                 return None;
             };
@@ -478,7 +478,7 @@ impl<'a> Iterator for Lines<'a> {
             self.done = true;
             return self.trailing_empty.then_some((&[][..], &[][..]));
         }
-        let Some(k) = self.rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+        let Some(k) = find_eol(self.rest) else {
             self.done = true;
             return Some((self.rest, &[]));
         };
@@ -600,6 +600,33 @@ fn parse_retry(value: &[u8]) -> Option<u64> {
     value.iter().try_fold(0u64, |acc, &d| {
         acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
+}
+
+/// The first CR or LF in `b`. Eight bytes at a time (SWAR on u64, native in wasm32 too): an
+/// MCP event is usually one `data:` line holding a whole JSON-RPC message, so this loop runs
+/// over every byte of every event, 100 KB and more for a large `tools/list`.
+fn find_eol(b: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(arr);
+        let n = w ^ (LO * u64::from(b'\n'));
+        let r = w ^ (LO * u64::from(b'\r'));
+        // Lowest flagged byte is exact for each mask (borrows only pollute higher bytes).
+        let m = (n.wrapping_sub(LO) & !n & HI) | (r.wrapping_sub(LO) & !r & HI);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'\n' || c == b'\r')
+        .map(|k| i + k)
 }
 
 #[cfg(test)]

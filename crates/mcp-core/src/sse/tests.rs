@@ -869,3 +869,22 @@ fn reference_block_splitter_agrees_with_fixture_round_trip() {
         assert_eq!(joined, input, "{name}");
     }
 }
+
+#[test]
+fn find_eol_agrees_with_a_byte_loop_at_every_position_and_length() {
+    let naive = |b: &[u8]| b.iter().position(|&c| c == b'\n' || c == b'\r');
+    for len in 0..40 {
+        for at in 0..=len {
+            for eol in [b'\n', b'\r'] {
+                // Bytes that differ from CR/LF by one bit, and high bytes, around the target.
+                let mut b: Vec<u8> = (0..len)
+                    .map(|k| [b'\x0b', b'\x0c', 0x8a, 0x8d, b'a'][k % 5])
+                    .collect();
+                if at < len {
+                    b[at] = eol;
+                }
+                assert_eq!(super::find_eol(&b), naive(&b), "len {len} at {at}");
+            }
+        }
+    }
+}
