@@ -228,6 +228,24 @@ impl<F: McpFilter> McpHttp<F> {
     }
 
     /// Something the filter needed failed. Closed: refuse. Open: let the request through.
+    fn max_body_bytes(&self) -> usize {
+        self.cx
+            .as_ref()
+            .map_or(0, |c| c.config.common.max_body_bytes)
+    }
+
+    /// `Some(limit)`, counted as `body_too_large`, when a buffered body exceeds `max_body_bytes`.
+    fn over_limit(&self, size: usize) -> Option<usize> {
+        let max = self.max_body_bytes();
+        if size <= max {
+            return None;
+        }
+        if let Some(c) = &self.cx {
+            c.gate.body_too_large.inc();
+        }
+        Some(max)
+    }
+
     /// Counts and logs a failure; under `failure_mode: open` also counts the pass it allows.
     fn note_failure(&self, what: &str) -> FailureMode {
         self.count_failure();
@@ -541,14 +559,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
             Req::Idle => Action::Continue,
             Req::Replied => Action::Pause,
             Req::Buffering => {
-                let max = self
-                    .cx
-                    .as_ref()
-                    .map_or(0, |c| c.config.common.max_body_bytes);
-                if body_size > max {
-                    if let Some(c) = &self.cx {
-                        c.gate.body_too_large.inc();
-                    }
+                if let Some(max) = self.over_limit(body_size) {
                     return match self.failure_mode() {
                         FailureMode::Open => {
                             self.request_failure(&format!("body over max_body_bytes ({max})"))
@@ -614,10 +625,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
             .as_deref()
             .unwrap_or("")
             .to_ascii_lowercase();
-        let max = self
-            .cx
-            .as_ref()
-            .map_or(0, |c| c.config.common.max_body_bytes);
+        let max = self.max_body_bytes();
         if ct.starts_with("text/event-stream") {
             // Events may be rewritten, so any length the upstream announced is void.
             if abi::remove_header(MapType::HttpResponseHeaders, "content-length").is_err() {
@@ -642,14 +650,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                 Action::Continue
             }
             Resp::Json => {
-                let max = self
-                    .cx
-                    .as_ref()
-                    .map_or(0, |c| c.config.common.max_body_bytes);
-                if body_size > max {
-                    if let Some(c) = &self.cx {
-                        c.gate.body_too_large.inc();
-                    }
+                if let Some(max) = self.over_limit(body_size) {
                     return self
                         .response_failure(&format!("body over max_body_bytes ({max})"), body_size);
                 }
