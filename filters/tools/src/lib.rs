@@ -136,6 +136,15 @@ enum Kind {
     Prompts,
 }
 
+impl Shared {
+    fn rules(&self, kind: Kind) -> Option<&Rules> {
+        match kind {
+            Kind::Tools => Some(&self.tools),
+            Kind::Prompts => self.prompts.as_ref(),
+        }
+    }
+}
+
 /// The `mcp_tools` filter, per request.
 #[derive(Debug)]
 pub struct ToolsFilter {
@@ -148,10 +157,7 @@ pub struct ToolsFilter {
 
 impl ToolsFilter {
     fn rules(&self, kind: Kind) -> Option<&Rules> {
-        match kind {
-            Kind::Tools => Some(&self.shared.tools),
-            Kind::Prompts => self.shared.prompts.as_ref(),
-        }
+        self.shared.rules(kind)
     }
 
     /// The caller, read once per request and only when a decision needs it.
@@ -305,16 +311,17 @@ impl McpFilter for ToolsFilter {
             // Without a string name the call cannot be checked against the policy.
             return self.refuse(kind, r.id.as_ref(), "");
         };
-        let name = name.to_owned();
-        let visible = {
-            let caller = self.identity().clone();
-            self.rules(kind)
-                .is_some_and(|rules| rules.for_caller(&caller).visible(&name))
-        };
+        // The rules come through a clone of the Rc, so the caller can be borrowed from `self`
+        // without copying its claims.
+        let shared = Rc::clone(&self.shared);
+        let caller = self.identity();
+        let visible = shared
+            .rules(kind)
+            .is_some_and(|rules| rules.for_caller(caller).visible(name));
         if visible {
             RequestAction::Continue
         } else {
-            self.refuse(kind, r.id.as_ref(), &name)
+            self.refuse(kind, r.id.as_ref(), name)
         }
     }
 
@@ -344,11 +351,11 @@ impl McpFilter for ToolsFilter {
         let Some((kind, era)) = self.list else {
             return MessageAction::Keep;
         };
-        let caller = self.identity().clone();
-        let Some(rules) = self.rules(kind) else {
+        let shared = Rc::clone(&self.shared);
+        let Some(rules) = shared.rules(kind) else {
             return MessageAction::Keep;
         };
-        let visibility = rules.for_caller(&caller);
+        let visibility = rules.for_caller(self.identity());
         let opts = ListOptions {
             array_key: match kind {
                 Kind::Tools => "tools",
