@@ -233,6 +233,31 @@ mod sys {
         Vec::from_raw_parts(data, size, size)
     }
 
+    /// What a getter returned: the host's buffer on Ok (None when it handed back no buffer),
+    /// None on NotFound, an error otherwise. `data`/`size` must come from that same call.
+    unsafe fn returned(
+        call: &'static str,
+        status: u32,
+        data: *mut u8,
+        size: usize,
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        match status {
+            OK if data.is_null() => Ok(None),
+            OK => Ok(Some(owned(data, size))),
+            NOT_FOUND => Ok(None),
+            status => Err(HostError { call, status }),
+        }
+    }
+
+    /// The host reads no bytes for an empty slice; pass null rather than a dangling pointer.
+    fn ptr_or_null(b: &[u8]) -> *const u8 {
+        if b.is_empty() {
+            null()
+        } else {
+            b.as_ptr()
+        }
+    }
+
     pub fn log(level: LogLevel, msg: &str) {
         // A failed log line is not worth an error path.
         let _ = unsafe { proxy_log(level as u32, msg.as_ptr(), msg.len()) };
@@ -273,14 +298,7 @@ mod sys {
     pub fn get_buffer(t: BufferType, start: usize, max: usize) -> Result<Vec<u8>, HostError> {
         let (mut data, mut size) = (null_mut(), 0usize);
         let st = unsafe { proxy_get_buffer_bytes(t as u32, start, max, &mut data, &mut size) };
-        match st {
-            OK => Ok(unsafe { owned(data, size) }),
-            NOT_FOUND => Ok(Vec::new()),
-            status => Err(HostError {
-                call: "proxy_get_buffer_bytes",
-                status,
-            }),
-        }
+        Ok(unsafe { returned("proxy_get_buffer_bytes", st, data, size) }?.unwrap_or_default())
     }
 
     pub fn set_buffer(
@@ -297,14 +315,7 @@ mod sys {
     pub fn get_headers(t: MapType) -> Result<Vec<u8>, HostError> {
         let (mut data, mut size) = (null_mut(), 0usize);
         let st = unsafe { proxy_get_header_map_pairs(t as u32, &mut data, &mut size) };
-        match st {
-            OK => Ok(unsafe { owned(data, size) }),
-            NOT_FOUND => Ok(Vec::new()),
-            status => Err(HostError {
-                call: "proxy_get_header_map_pairs",
-                status,
-            }),
-        }
+        Ok(unsafe { returned("proxy_get_header_map_pairs", st, data, size) }?.unwrap_or_default())
     }
 
     pub fn get_header(t: MapType, key: &str) -> Result<Option<Vec<u8>>, HostError> {
@@ -312,15 +323,7 @@ mod sys {
         let st = unsafe {
             proxy_get_header_map_value(t as u32, key.as_ptr(), key.len(), &mut data, &mut size)
         };
-        match st {
-            OK if data.is_null() => Ok(None),
-            OK => Ok(Some(unsafe { owned(data, size) })),
-            NOT_FOUND => Ok(None),
-            status => Err(HostError {
-                call: "proxy_get_header_map_value",
-                status,
-            }),
-        }
+        unsafe { returned("proxy_get_header_map_value", st, data, size) }
     }
 
     pub fn set_header(t: MapType, key: &str, value: &str) -> Result<(), HostError> {
@@ -356,15 +359,7 @@ mod sys {
     pub fn get_property(path: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
         let (mut data, mut size) = (null_mut(), 0usize);
         let st = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut size) };
-        match st {
-            OK if data.is_null() => Ok(None),
-            OK => Ok(Some(unsafe { owned(data, size) })),
-            NOT_FOUND => Ok(None),
-            status => Err(HostError {
-                call: "proxy_get_property",
-                status,
-            }),
-        }
+        unsafe { returned("proxy_get_property", st, data, size) }
     }
 
     pub fn set_property(path: &[u8], value: &[u8]) -> Result<(), HostError> {
@@ -384,11 +379,7 @@ mod sys {
                 status,
                 details.as_ptr(),
                 details.len(),
-                if body.is_empty() {
-                    null()
-                } else {
-                    body.as_ptr()
-                },
+                ptr_or_null(body),
                 body.len(),
                 headers.as_ptr(),
                 headers.len(),
@@ -423,11 +414,7 @@ mod sys {
             proxy_call_foreign_function(
                 name.as_ptr(),
                 name.len(),
-                if args.is_empty() {
-                    null()
-                } else {
-                    args.as_ptr()
-                },
+                ptr_or_null(args),
                 args.len(),
                 &mut data,
                 &mut size,
