@@ -83,16 +83,7 @@ fn root(config: &str) -> (McpRoot<TestFilter>, bool) {
 }
 
 fn post(headers: &[(&str, &str)], body: &[u8]) {
-    fake::with(|h| {
-        h.request_headers = vec![
-            (":method".into(), "POST".into()),
-            (":path".into(), "/mcp".into()),
-            ("content-type".into(), "application/json".into()),
-        ];
-        h.request_headers
-            .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        h.request_body = body.to_vec();
-    });
+    fake::with(|h| h.stage_post(headers, body));
 }
 
 fn metric(name: &str) -> i64 {

@@ -24,14 +24,7 @@ fn request(
     body: &str,
 ) -> Box<dyn HttpContext> {
     fake::with(|h| {
-        h.request_headers = vec![
-            (":method".into(), "POST".into()),
-            (":path".into(), "/mcp".into()),
-            ("content-type".into(), "application/json".into()),
-        ];
-        h.request_headers
-            .extend(headers.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        h.request_body = body.as_bytes().to_vec();
+        h.stage_post(headers, body.as_bytes());
         h.now = 1_000_000_000;
     });
     let mut ctx = r.create_http_context(2).unwrap();

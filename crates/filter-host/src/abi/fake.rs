@@ -71,6 +71,21 @@ thread_local! {
     static HOST: RefCell<FakeHost> = RefCell::new(FakeHost::default());
 }
 
+impl FakeHost {
+    /// Stages an MCP POST to `/mcp` with a JSON content type, `extra` headers and `body`, as
+    /// Envoy would present it to the request callbacks.
+    pub fn stage_post(&mut self, extra: &[(&str, &str)], body: &[u8]) {
+        self.request_headers = vec![
+            (":method".into(), "POST".into()),
+            (":path".into(), "/mcp".into()),
+            ("content-type".into(), "application/json".into()),
+        ];
+        self.request_headers
+            .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.request_body = body.to_vec();
+    }
+}
+
 /// Resets this thread's fake host.
 pub fn reset() {
     HOST.with(|h| *h.borrow_mut() = FakeHost::default());
