@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
+use common::measure;
 
 use mcp_core::json::Limits;
 use mcp_core::pii::detect::{scan, DetectorSet};
@@ -61,27 +62,6 @@ fn tool_result(text: &str) -> Vec<u8> {
     serde_json::json!({"jsonrpc": "2.0", "id": 42, "result": {"content": [{"type": "text", "text": text}]}})
         .to_string()
         .into_bytes()
-}
-
-fn measure(label: &str, bytes: usize, mut f: impl FnMut()) {
-    for _ in 0..50 {
-        f();
-    }
-    let mut best = Duration::MAX;
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let iters = (2_000_000 / bytes.max(1)).clamp(5, 10_000);
-    while Instant::now() < deadline {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        best = best.min(t.elapsed() / iters as u32);
-    }
-    let mbs = bytes as f64 / best.as_secs_f64() / 1e6;
-    println!(
-        "{label:<52} {bytes:>7} B {:>9.2} µs {mbs:>8.0} MB/s",
-        best.as_secs_f64() * 1e6
-    );
 }
 
 fn main() {

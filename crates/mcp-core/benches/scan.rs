@@ -2,7 +2,8 @@
 //! parse + serialize. Run with `cargo bench -p mcp-core --bench scan`.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+mod common;
+use common::measure;
 
 use mcp_core::json::{self, Limits};
 use mcp_core::jsonrpc;
@@ -34,28 +35,6 @@ fn tools_call() -> Vec<u8> {
         rows.join(",")
     )
     .into_bytes()
-}
-
-fn measure(label: &str, bytes: usize, mut f: impl FnMut()) {
-    // Warm up, then time batches for ~0.5 s and keep the best batch.
-    for _ in 0..50 {
-        f();
-    }
-    let mut best = Duration::MAX;
-    let deadline = Instant::now() + Duration::from_millis(500);
-    let iters = (2_000_000 / bytes.max(1)).clamp(5, 10_000);
-    while Instant::now() < deadline {
-        let t = Instant::now();
-        for _ in 0..iters {
-            f();
-        }
-        best = best.min(t.elapsed() / iters as u32);
-    }
-    let mbs = bytes as f64 / best.as_secs_f64() / 1e6;
-    println!(
-        "{label:<48} {bytes:>7} B {:>9.2} µs {mbs:>8.0} MB/s",
-        best.as_secs_f64() * 1e6
-    );
 }
 
 fn main() {
