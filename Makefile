@@ -82,6 +82,8 @@ demo: build envoy ## Start Envoy with all filters in front of the demo MCP serve
 bench: build envoy ## Benchmark Envoy CPU per request: plain, native MCP+RBAC, each filter, full chain
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian)"; apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(CARGO) bench -p mcp-core --bench scan --bench pii
+	$(CARGO) build --release --target $(WASM_TARGET) -p bench_floor
+	cp $(TARGET_DIR)/$(WASM_TARGET)/release/bench_floor.wasm dist/bench_floor.wasm
 	$(CARGO) run --release -p mcp-integration --bin bench -- --out bench/RESULTS.md
 
 .PHONY: clean
