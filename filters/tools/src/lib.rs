@@ -314,10 +314,14 @@ impl McpFilter for ToolsFilter {
         // The rules come through a clone of the Rc, so the caller can be borrowed from `self`
         // without copying its claims.
         let shared = Rc::clone(&self.shared);
-        let caller = self.identity();
-        let visible = shared
-            .rules(kind)
-            .is_some_and(|rules| rules.for_caller(caller).visible(name));
+        let visible = match shared.rules(kind) {
+            // Without grants the caller cannot change the answer: skip reading the identity.
+            Some(rules) if rules.depends_on_identity() => {
+                rules.for_caller(self.identity()).visible(name)
+            }
+            Some(rules) => rules.for_caller(&Identity::anonymous()).visible(name),
+            None => false,
+        };
         if visible {
             RequestAction::Continue
         } else {
