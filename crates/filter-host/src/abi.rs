@@ -204,6 +204,7 @@ mod sys {
             size: *mut usize,
         ) -> u32;
         fn proxy_continue_stream(stream: u32) -> u32;
+        fn proxy_set_effective_context(context_id: u32) -> u32;
         fn proxy_get_shared_data(
             key: *const u8,
             key_size: usize,
@@ -430,6 +431,12 @@ mod sys {
         })
     }
 
+    pub fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+        check("proxy_set_effective_context", unsafe {
+            proxy_set_effective_context(context_id)
+        })
+    }
+
     pub fn http_call(
         upstream: &str,
         headers: &[(&str, &str)],
@@ -580,9 +587,16 @@ pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Vec<u8>, HostErr
     sys::call_foreign_function(name, args)
 }
 
-/// Resumes a paused request (0) or response (1) stream.
+/// Resumes a paused request (0) or response (1) stream of the effective context.
 pub fn continue_stream(response: bool) -> Result<(), HostError> {
     sys::continue_stream(u32::from(response))
+}
+
+/// Makes the following host calls act on another context (an HTTP request this VM holds)
+/// until the current callback returns. Envoy defers the stream actions such calls take (local
+/// replies, resuming) until the VM call returns, so nothing re-enters the VM meanwhile.
+pub fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+    sys::set_effective_context(context_id)
 }
 
 /// Dispatches an HTTP call to an Envoy cluster; returns the token the answer will carry. The

@@ -10,7 +10,9 @@ use mcp_core::mcp::{self, Era};
 use mcp_core::sse::{EventAction, SseStream};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
 
 /// What the filter sees of the request headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct RequestHead {
     pub session_id: Option<String>,
     /// The request has no body.
     pub end_of_stream: bool,
+    /// Envoy's id of this request's context: what [`wake`] takes after [`HeadAction::Hold`].
+    pub context_id: u32,
 }
 
 impl RequestHead {
@@ -109,6 +113,10 @@ pub enum HeadAction {
     Pass,
     /// Answer locally.
     Reply(LocalReply),
+    /// Keep the request waiting (headers held, any body buffered up to `max_body_bytes`) until
+    /// [`wake`] is called with its `context_id`; then `on_request_head` runs again and its new
+    /// answer applies. The filter must make sure `wake` comes (it owns the reason for waiting).
+    Hold,
 }
 
 /// One parsed request message handed to the filter.
@@ -162,6 +170,8 @@ enum Req {
     Idle,
     /// Body being buffered.
     Buffering,
+    /// Waiting for [`wake`] ([`HeadAction::Hold`]); `Some(size)` once the whole body is buffered.
+    Held(Option<usize>),
     /// A local reply was sent; swallow whatever follows.
     Replied,
 }
@@ -174,8 +184,37 @@ enum Resp {
     Dead,
 }
 
+/// A held request that [`wake`] can resume from another context's callback.
+trait Resume {
+    fn resume(&mut self);
+}
+
+thread_local! {
+    // Requests in `Req::Held`, by context id. Weak: Envoy may end a held request (client gone,
+    // timeout) and drop its context before anybody wakes it.
+    static HELD: RefCell<HashMap<u32, Weak<RefCell<dyn Resume>>>> = RefCell::new(HashMap::new());
+}
+
+/// Resumes a request held with [`HeadAction::Hold`]: its filter's `on_request_head` runs again
+/// and the request proceeds, waits again or is answered. Returns false when no such request is
+/// held (it ended meanwhile). Call it from a root-context callback (a timer, an HTTP call
+/// answer): the host calls it makes act on that request's context.
+pub fn wake(context_id: u32) -> bool {
+    // Out of the map before resuming: the filter may hold the request again.
+    let held = HELD.with(|h| h.try_borrow_mut().ok()?.remove(&context_id));
+    let Some(cx) = held.and_then(|w| w.upgrade()) else {
+        return false;
+    };
+    let Ok(mut cx) = cx.try_borrow_mut() else {
+        return false;
+    };
+    cx.resume();
+    true
+}
+
 /// The request context of filter `F`.
 pub struct McpHttp<F: McpFilter> {
+    me: Weak<RefCell<McpHttp<F>>>,
     context_id: u32,
     cx: Option<Rc<Configured<F>>>,
     filter: Option<F>,
@@ -185,17 +224,63 @@ pub struct McpHttp<F: McpFilter> {
 }
 
 impl<F: McpFilter> McpHttp<F> {
-    pub(crate) fn new(context_id: u32, cx: Option<Rc<Configured<F>>>) -> Self {
+    pub(crate) fn new(context_id: u32, cx: Option<Rc<Configured<F>>>) -> Rc<RefCell<Self>> {
         let filter = cx
             .as_ref()
             .map(|c| F::new(c.shared.clone(), c.config.clone()));
-        McpHttp {
-            context_id,
-            cx,
-            filter,
-            head: RequestHead::default(),
-            req: Req::Idle,
-            resp: Resp::Pass,
+        Rc::new_cyclic(|me| {
+            RefCell::new(McpHttp {
+                me: me.clone(),
+                context_id,
+                cx,
+                filter,
+                head: RequestHead::default(),
+                req: Req::Idle,
+                resp: Resp::Pass,
+            })
+        })
+    }
+
+    fn hold(&mut self, body: Option<usize>) -> Action {
+        self.req = Req::Held(body);
+        let me: Weak<RefCell<dyn Resume>> = self.me.clone();
+        let registered = HELD.with(|h| {
+            h.try_borrow_mut()
+                .map(|mut m| m.insert(self.context_id, me))
+                .is_ok()
+        });
+        if !registered {
+            return self.request_failure("cannot hold the request");
+        }
+        Action::Pause
+    }
+
+    /// The head decision, acted on (also when a held request is woken).
+    fn apply_head(&mut self, action: HeadAction, body: Option<usize>) -> Action {
+        match action {
+            HeadAction::Reply(r) => self.reply(&r),
+            HeadAction::Pass => {
+                self.req = Req::Idle;
+                Action::Continue
+            }
+            HeadAction::Hold => self.hold(body),
+            HeadAction::Inspect if self.head.method == "POST" && !self.head.end_of_stream => {
+                match body {
+                    Some(size) => self.finish_request(size),
+                    None => {
+                        self.req = Req::Buffering;
+                        // Hold the headers until the body is read: with
+                        // allow_on_headers_stop_iteration this is StopIteration and the body
+                        // callbacks still run. Without the flag Envoy would stall the stream
+                        // here, so every shipped config sets it.
+                        Action::Pause
+                    }
+                }
+            }
+            HeadAction::Inspect => {
+                self.req = Req::Idle;
+                Action::Continue
+            }
         }
     }
 
@@ -518,6 +603,45 @@ impl<F: McpFilter> std::fmt::Debug for McpHttp<F> {
     }
 }
 
+impl<F: McpFilter> Resume for McpHttp<F> {
+    fn resume(&mut self) {
+        let Req::Held(body) = self.req else {
+            return;
+        };
+        if let Err(e) = abi::set_effective_context(self.context_id) {
+            // Nothing can be done for this request from here; it stays paused until Envoy's
+            // timeouts end it (fail closed).
+            self.count_failure();
+            crate::log!(Error, "#{} cannot resume: {e}", self.context_id);
+            return;
+        }
+        let action = match self.filter.as_mut() {
+            Some(f) => f.on_request_head(&self.head),
+            None => HeadAction::Pass,
+        };
+        // Continue from a callback of our own would resume the stream by returning; here the
+        // stream was left paused, so it is resumed explicitly.
+        if self.apply_head(action, body) == Action::Continue {
+            if let Err(e) = abi::continue_stream(false) {
+                self.count_failure();
+                crate::log!(Error, "#{} cannot resume: {e}", self.context_id);
+            }
+        }
+    }
+}
+
+impl<F: McpFilter> Drop for McpHttp<F> {
+    fn drop(&mut self) {
+        if let Req::Held(_) = self.req {
+            HELD.with(|h| {
+                if let Ok(mut m) = h.try_borrow_mut() {
+                    m.remove(&self.context_id);
+                }
+            });
+        }
+    }
+}
+
 impl<F: McpFilter> Context for McpHttp<F> {}
 
 impl<F: McpFilter> HttpContext for McpHttp<F> {
@@ -536,29 +660,19 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
             Err(e) => return self.request_failure(&format!("reading headers: {e}")),
         };
         self.head = RequestHead::from_pairs(&pairs, end_of_stream);
+        self.head.context_id = self.context_id;
         let action = match self.filter.as_mut() {
             Some(f) => f.on_request_head(&self.head),
             None => HeadAction::Pass,
         };
-        match action {
-            HeadAction::Reply(r) => self.reply(&r),
-            HeadAction::Pass => Action::Continue,
-            HeadAction::Inspect if self.head.method == "POST" && !end_of_stream => {
-                self.req = Req::Buffering;
-                // Hold the headers until the body is read: with allow_on_headers_stop_iteration
-                // this is StopIteration and the body callbacks still run. Without the flag Envoy
-                // would stall the stream here, so every shipped config sets it.
-                Action::Pause
-            }
-            HeadAction::Inspect => Action::Continue,
-        }
+        self.apply_head(action, None)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match self.req {
             Req::Idle => Action::Continue,
             Req::Replied => Action::Pause,
-            Req::Buffering => {
+            Req::Held(_) | Req::Buffering => {
                 if let Some(max) = self.over_limit(body_size) {
                     return match self.failure_mode() {
                         FailureMode::Open => {
@@ -579,6 +693,11 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                     // StopIterationAndBuffer: Envoy keeps accumulating; the next call sees it all.
                     return Action::Pause;
                 }
+                if let Req::Held(_) = self.req {
+                    // The whole body is in; it is read once the request is woken.
+                    self.req = Req::Held(Some(body_size));
+                    return Action::Pause;
+                }
                 self.finish_request(body_size)
             }
         }
@@ -586,10 +705,14 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // A body followed by trailers never sees end_of_stream in the body callback.
-        if matches!(self.req, Req::Buffering) {
+        if matches!(self.req, Req::Buffering | Req::Held(_)) {
             let size = abi::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
                 .map(|b| b.len())
                 .unwrap_or(0);
+            if let Req::Held(_) = self.req {
+                self.req = Req::Held(Some(size));
+                return Action::Pause;
+            }
             return self.finish_request(size);
         }
         Action::Continue
@@ -667,5 +790,59 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         if let Some(f) = self.filter.as_mut() {
             f.on_log();
         }
+    }
+}
+
+/// What the SDK holds for each request: the context behind a `RefCell`, so [`wake`] can reach a
+/// held request from another callback. Envoy never re-enters a context (stream actions are
+/// deferred until the VM call returns), so a busy borrow means a bug: the request side then
+/// stays paused (fail closed) and the response side passes through.
+pub(crate) struct Shell<F: McpFilter>(pub(crate) Rc<RefCell<McpHttp<F>>>);
+
+impl<F: McpFilter> Shell<F> {
+    fn with<R>(&self, busy: R, f: impl FnOnce(&mut McpHttp<F>) -> R) -> R {
+        match self.0.try_borrow_mut() {
+            Ok(mut cx) => f(&mut cx),
+            Err(_) => {
+                crate::log!(Error, "request context re-entered");
+                busy
+            }
+        }
+    }
+}
+
+impl<F: McpFilter> Context for Shell<F> {}
+
+impl<F: McpFilter> HttpContext for Shell<F> {
+    fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        self.with(Action::Pause, |c| {
+            c.on_http_request_headers(num_headers, end_of_stream)
+        })
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.with(Action::Pause, |c| {
+            c.on_http_request_body(body_size, end_of_stream)
+        })
+    }
+
+    fn on_http_request_trailers(&mut self, num_trailers: usize) -> Action {
+        self.with(Action::Pause, |c| c.on_http_request_trailers(num_trailers))
+    }
+
+    fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
+        self.with(Action::Continue, |c| {
+            c.on_http_response_headers(num_headers, end_of_stream)
+        })
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.with(Action::Continue, |c| {
+            c.on_http_response_body(body_size, end_of_stream)
+        })
+    }
+
+    fn on_log(&mut self) {
+        self.with((), HttpContext::on_log);
     }
 }

@@ -21,7 +21,7 @@ pub mod metrics;
 mod root;
 
 pub use http::{
-    HeadAction, Inspected, LocalReply, McpHttp, MessageAction, RequestAction, RequestHead,
+    wake, HeadAction, Inspected, LocalReply, McpHttp, MessageAction, RequestAction, RequestHead,
     ResponseHead, ResponseInterest,
 };
 pub use root::McpRoot;

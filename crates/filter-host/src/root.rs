@@ -1,7 +1,7 @@
 //! The root context: loads the configuration once per VM and creates request contexts.
 
 use crate::abi::{self, BufferType};
-use crate::http::McpHttp;
+use crate::http::{McpHttp, Shell};
 use crate::metrics::{GateStats, Registry};
 use crate::McpFilter;
 use mcp_core::config::{self, Loaded};
@@ -119,10 +119,10 @@ impl<F: McpFilter> RootContext for McpRoot<F> {
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         // The SDK panics on None, so an unconfigured root still returns a context; it refuses
         // every request (fail closed).
-        Some(Box::new(McpHttp::<F>::new(
+        Some(Box::new(Shell(McpHttp::<F>::new(
             context_id,
             self.configured.clone(),
-        )))
+        ))))
     }
 
     fn on_tick(&mut self) {

@@ -368,3 +368,115 @@ fn responses_the_filter_ignores_are_never_touched() {
     assert_eq!(ctx.on_http_response_body(2, true), Action::Continue);
     assert_eq!(fake::with(|h| h.response_body.clone()), b"{}".to_vec());
 }
+
+thread_local! {
+    /// What `HoldFilter` answers on request headers (as a test switch).
+    static HOLDING: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Holds every request while `HOLDING` is set; then behaves like `TestFilter` with
+/// `refuse: ["secret"]` (refuses tools/call of `secret`).
+struct HoldFilter;
+
+impl McpFilter for HoldFilter {
+    const NAME: &'static str = "mcp_hold";
+    type Config = Cfg;
+    type Shared = ();
+
+    fn shared(_c: &Loaded<Cfg>, _m: &mut Registry) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn new(_s: Rc<()>, _cfg: Rc<Loaded<Cfg>>) -> Self {
+        HoldFilter
+    }
+
+    fn on_request_head(&mut self, _head: &filter_host::RequestHead) -> filter_host::HeadAction {
+        if HOLDING.with(std::cell::Cell::get) {
+            filter_host::HeadAction::Hold
+        } else {
+            filter_host::HeadAction::Inspect
+        }
+    }
+
+    fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
+        match req.message {
+            Message::Request(r) if r.name.as_deref() == Some("secret") => {
+                RequestAction::Reply(LocalReply::json(200, "mcp_hold_refused", b"{}".to_vec()))
+            }
+            _ => RequestAction::Continue,
+        }
+    }
+}
+
+fn hold_root() -> McpRoot<HoldFilter> {
+    fake::reset();
+    HOLDING.with(|h| h.set(true));
+    let mut r = McpRoot::<HoldFilter>::new();
+    assert!(r.on_configure(0));
+    r
+}
+
+const CALL_OK: &[u8] =
+    br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","arguments":{}}}"#;
+
+#[test]
+fn a_held_request_waits_with_its_body_buffered_and_resumes_when_woken() {
+    let r = hold_root();
+    let mut ctx = r.create_http_context(7).unwrap();
+    post(&[], CALL_OK);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(
+        ctx.on_http_request_body(CALL_OK.len(), true),
+        Action::Pause,
+        "the body is buffered, not inspected, while the request is held"
+    );
+    // Woken while the filter still wants to wait: it is held again, nothing moves.
+    assert!(filter_host::wake(7));
+    assert!(fake::with(|h| h.continued.is_empty()));
+    HOLDING.with(|h| h.set(false));
+    assert!(filter_host::wake(7));
+    fake::with(|h| {
+        assert_eq!(
+            h.effective_context,
+            Some(7),
+            "host calls act on the held request"
+        );
+        assert_eq!(h.continued, vec![false], "the request stream is resumed");
+        assert!(h.local_reply.is_none());
+    });
+    assert!(!filter_host::wake(7), "a resumed request is no longer held");
+}
+
+#[test]
+fn a_held_request_can_be_refused_when_woken_and_is_never_resumed() {
+    let r = hold_root();
+    let mut ctx = r.create_http_context(8).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}}"#;
+    post(&[], body);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    // Woken before the body is complete: the gate buffers it as usual and decides at the end.
+    HOLDING.with(|h| h.set(false));
+    assert!(filter_host::wake(8));
+    assert!(fake::with(|h| h.continued.is_empty()));
+    assert_eq!(ctx.on_http_request_body(body.len(), true), Action::Pause);
+    assert_eq!(reply().unwrap().details, "mcp_hold_refused");
+    assert!(
+        fake::with(|h| h.continued.is_empty()),
+        "a refused request never resumes"
+    );
+}
+
+#[test]
+fn a_held_request_that_ended_cannot_be_woken() {
+    let r = hold_root();
+    let mut ctx = r.create_http_context(9).unwrap();
+    post(&[], CALL_OK);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    drop(ctx);
+    HOLDING.with(|h| h.set(false));
+    assert!(!filter_host::wake(9));
+    assert!(fake::with(
+        |h| h.continued.is_empty() && h.local_reply.is_none()
+    ));
+}

@@ -55,6 +55,8 @@ pub struct ScopesFilter {
     identity: Option<Rc<Identity>>,
     /// The request is `tools/list` (its result may need trimming).
     listing: bool,
+    /// The request already waited once for a key refresh.
+    held: bool,
 }
 
 fn local(r: Refusal) -> LocalReply {
@@ -172,6 +174,7 @@ impl McpFilter for ScopesFilter {
             },
             identity: None,
             listing: false,
+            held: false,
         }
     }
 
@@ -192,6 +195,12 @@ impl McpFilter for ScopesFilter {
         }
         let identity = match self.authenticate(policy) {
             Ok(id) => id,
+            // The token names a key the issuer may just have rotated in: wait for the refresh
+            // it triggered rather than fail a valid token (once; the wake re-verifies).
+            Err(AuthError::KeysRefreshing) if !self.held && self.shared.hold(head.context_id) => {
+                self.held = true;
+                return HeadAction::Hold;
+            }
             Err(e) => {
                 self.count(e);
                 filter_host::log!(Debug, "refused: {}", e.description());

@@ -21,6 +21,8 @@ pub const TICK_MS: u32 = 500;
 pub const RETRY_SECONDS: u64 = 2;
 /// Shortest interval between two refreshes triggered by unknown `kid`s on one worker.
 pub const ON_DEMAND_INTERVAL_SECONDS: u64 = 30;
+/// Most requests one worker holds while its keys are refreshed; later ones get the 503.
+pub const MAX_HELD: usize = 1024;
 
 /// Counters, named `mcp_scopes.<name>`.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +51,8 @@ pub struct Stats {
     pub jwks_fetch_failures: Counter,
     /// Tokens answered from the cache.
     pub token_cache_hits: Counter,
+    /// Requests held while an unknown `kid` triggered a key refresh.
+    pub held: Counter,
 }
 
 impl Stats {
@@ -67,6 +71,7 @@ impl Stats {
             jwks_fetched: c("jwks_fetched"),
             jwks_fetch_failures: c("jwks_fetch_failures"),
             token_cache_hits: c("token_cache_hits"),
+            held: c("held_for_refresh"),
         }
     }
 }
@@ -87,6 +92,8 @@ struct Keys {
     last_attempt: u64,
     refresh_wanted: bool,
     last_on_demand: Option<u64>,
+    /// The last fetch failed: an unknown `kid` may be a key we could not load (503, not 401).
+    failed: bool,
 }
 
 /// Everything a worker VM keeps across requests.
@@ -96,6 +103,8 @@ pub struct Shared {
     /// Counters.
     pub stats: Stats,
     keys: RefCell<Keys>,
+    /// Requests waiting for the refresh an unknown `kid` asked for: (context id, since seconds).
+    waiting: RefCell<Vec<(u32, u64)>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -202,6 +211,7 @@ impl Shared {
             policy,
             stats: Stats::new(reg),
             keys: RefCell::new(keys),
+            waiting: RefCell::new(Vec::new()),
         })
     }
 
@@ -280,12 +290,51 @@ impl Shared {
             keys.refresh_wanted = true;
             keys.last_on_demand = Some(now);
             AuthError::KeysRefreshing
+        } else if keys.failed {
+            AuthError::KeysUnavailable
         } else {
             AuthError::UnknownKey
         }
     }
 
-    /// Timer: pick up a JWK Set another worker fetched, and fetch when due.
+    /// Holds a request whose token names an unknown `kid` until the refresh it triggered ends
+    /// (false: too many are waiting; the caller answers 503 instead).
+    pub fn hold(&self, context_id: u32) -> bool {
+        let Ok(mut w) = self.waiting.try_borrow_mut() else {
+            return false;
+        };
+        if w.len() >= MAX_HELD {
+            return false;
+        }
+        w.push((context_id, now()));
+        self.stats.held.inc();
+        true
+    }
+
+    /// Resumes held requests: all of them, or those waiting since before `older_than`. Each
+    /// verifies its token again against whatever keys there are now.
+    fn wake(&self, older_than: Option<u64>) {
+        let due: Vec<u32> = {
+            let Ok(mut w) = self.waiting.try_borrow_mut() else {
+                return;
+            };
+            let mut due = Vec::new();
+            w.retain(|&(id, since)| {
+                let wake = older_than.is_none_or(|t| since < t);
+                if wake {
+                    due.push(id);
+                }
+                !wake
+            });
+            due
+        };
+        for id in due {
+            filter_host::wake(id);
+        }
+    }
+
+    /// Timer: pick up a JWK Set another worker fetched, fetch when due, resume held requests
+    /// whose refresh is over (or took too long).
     pub fn on_tick(&self) {
         let Some(policy) = &self.policy else {
             return;
@@ -295,6 +344,22 @@ impl Shared {
         };
         self.sync(j, r);
         let now = now();
+        self.fetch_if_due(r, now);
+        let pending = {
+            let keys = self.keys.borrow();
+            keys.in_flight.is_some() || keys.refresh_wanted
+        };
+        if pending {
+            // Nobody waits longer than a fetch can take, plus the pause between two attempts.
+            let patience = u64::from(r.timeout_ms / 1000) + 2 * RETRY_SECONDS + 1;
+            self.wake(Some(now.saturating_sub(patience)));
+        } else {
+            // The refresh could not start, or keys another worker fetched were picked up.
+            self.wake(None);
+        }
+    }
+
+    fn fetch_if_due(&self, r: &RemoteJwks, now: u64) {
         let mut keys = self.keys.borrow_mut();
         if keys.in_flight.is_some() || now < keys.last_attempt.saturating_add(RETRY_SECONDS) {
             return;
@@ -319,6 +384,7 @@ impl Shared {
         match abi::http_call(&r.cluster, &headers, &[], r.timeout_ms) {
             Ok(t) => keys.in_flight = Some(t),
             Err(e) => {
+                keys.failed = true;
                 self.stats.jwks_fetch_failures.inc();
                 filter_host::log!(Warn, "JWKS fetch from cluster {} failed: {e}", r.cluster);
             }
@@ -346,18 +412,26 @@ impl Shared {
         }
     }
 
-    /// The answer to a JWKS fetch.
+    /// The answer to a JWKS fetch: publish and load the keys, then resume held requests
+    /// (whatever the outcome: they verify against the keys there are now, or get the 503).
     pub fn on_http_call_response(&self, token_id: u32, body_size: usize) {
+        if self.on_jwks_answer(token_id, body_size) {
+            self.wake(None);
+        }
+    }
+
+    /// Handles a fetch answer; false when it is not the awaited one.
+    fn on_jwks_answer(&self, token_id: u32, body_size: usize) -> bool {
         let Some(policy) = &self.policy else {
-            return;
+            return false;
         };
         let (Some(j), Some(r)) = (jwt(policy), remote(policy)) else {
-            return;
+            return false;
         };
         {
             let mut keys = self.keys.borrow_mut();
             if keys.in_flight != Some(token_id) {
-                return;
+                return false;
             }
             keys.in_flight = None;
         }
@@ -369,6 +443,7 @@ impl Shared {
         let body =
             abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         if status != "200" {
+            self.keys.borrow_mut().failed = true;
             self.stats.jwks_fetch_failures.inc();
             filter_host::log!(
                 Warn,
@@ -376,13 +451,15 @@ impl Shared {
                 r.cluster,
                 status
             );
-            return;
+            return true;
         }
         if let Err(e) = ring_from(&body, j) {
+            self.keys.borrow_mut().failed = true;
             self.stats.jwks_fetch_failures.inc();
             filter_host::log!(Warn, "JWKS from cluster {} unusable: {e}", r.cluster);
-            return;
+            return true;
         }
+        self.keys.borrow_mut().failed = false;
         self.stats.jwks_fetched.inc();
         let now = now().to_le_bytes();
         let _ = abi::set_shared_data(&stamp_key(r), &now, 0);
@@ -391,7 +468,7 @@ impl Shared {
         if !unchanged {
             if let Err(e) = abi::set_shared_data(&data_key(r), &body, 0) {
                 filter_host::log!(Warn, "cannot publish the JWKS: {e}");
-                return;
+                return true;
             }
             filter_host::log!(
                 Info,
@@ -401,6 +478,7 @@ impl Shared {
             );
         }
         self.sync(j, r);
+        true
     }
 }
 

@@ -51,6 +51,8 @@ pub struct FakeHost {
     pub foreign_calls: Vec<String>,
     /// Streams resumed (false = request, true = response).
     pub continued: Vec<bool>,
+    /// The context host calls act on, when a callback switched it (`set_effective_context`).
+    pub effective_context: Option<u32>,
     /// Shared data with CAS tokens.
     pub shared: HashMap<String, (Vec<u8>, u32)>,
     /// When true, request header writes fail like Envoy's after headers were forwarded.
@@ -286,6 +288,13 @@ pub(super) fn call_foreign_function(name: &str, _args: &[u8]) -> Result<Vec<u8>,
     with(|h| {
         h.foreign_calls.push(name.to_owned());
         Ok(Vec::new())
+    })
+}
+
+pub(super) fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+    with(|h| {
+        h.effective_context = Some(context_id);
+        Ok(())
     })
 }
 
