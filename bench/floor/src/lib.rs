@@ -37,7 +37,11 @@ impl Context for Floor {}
 
 impl RootContext for Floor {
     fn on_configure(&mut self, _size: usize) -> bool {
-        self.mode = match self.get_plugin_configuration().as_deref().map(<[u8]>::trim_ascii) {
+        self.mode = match self
+            .get_plugin_configuration()
+            .as_deref()
+            .map(<[u8]>::trim_ascii)
+        {
             Some(b"noop") => Mode::Noop,
             Some(b"body") => Mode::Body,
             Some(b"both") => Mode::Both,
