@@ -2,8 +2,8 @@
 -- so a single script serves every workload.
 --   BENCH_WORKLOAD  value of the `x-bench` header; the bench upstream picks its canned response by it
 --   BENCH_BODY      the JSON-RPC request body
---   BENCH_HEADERS   optional extra headers, one "name: value" per line (e.g. an Authorization header
---                   once a filter needs one)
+--   BENCH_HEADERS   extra headers, one "name: value" per line: the bench's `authorization: Bearer`
+--                   token for mcp_scopes, then the `--header` ones (a later line wins)
 -- By hand:  BENCH_WORKLOAD=call BENCH_BODY='{"jsonrpc":"2.0",...}' wrk -t1 -c1 -d5s --latency \
 --             -s bench/mcp.lua http://127.0.0.1:10000/mcp
 wrk.method = "POST"

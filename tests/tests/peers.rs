@@ -7,6 +7,10 @@
 //!   comparison matters.
 //! * The PyPI `mcp` client, 1.x and 2.x, lists and calls tools through Envoy against the in-repo
 //!   test server and against server-everything.
+//! * `mcp_pii`: a PyPI `mcp` FastMCP server (`tests/peers/pii_server.py`, 1.x `FastMCP` and 2.x
+//!   `MCPServer`) returns fake PII in text, structuredContent, progress and log notifications;
+//!   the same SDK's client sees it redacted through `envoy/mcp_pii.yaml`, its outputSchema
+//!   validation still passes, and an email in an argument never reaches the server.
 //!
 //! Node 22, the npm packages and the Python venvs come from `make peers-deps` (`mk/peers.mk`); a
 //! missing piece fails the test with that hint rather than skipping it.
@@ -898,4 +902,261 @@ fn mcp_python_client_2x_with_a_bearer_token_gets_the_403_step_up_for_a_scoped_to
         &peer_deps().python_mcp2,
         MCP2_VERSION,
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// mcp_pii with a real FastMCP server (tests/peers/pii_server.py)
+
+/// The fake values `pii_server.py` hands out (its `PII`), with the detector that must catch each.
+const PEER_PII: [(&str, &str); 6] = [
+    ("jane.doe@acme-corp.com", "email"),
+    ("+44 20 7946 0958", "phone"),
+    ("4111 1111 1111 1111", "credit_card"),
+    ("536-22-8714", "us_ssn"),
+    ("DE89 3704 0044 0532 0130 00", "iban"),
+    ("203.0.113.42", "ipv4"),
+];
+
+fn redacted(detector: &str) -> String {
+    format!("[REDACTED:{detector}]")
+}
+
+/// `tests/peers/pii_server.py` under one SDK generation's Python; killed on drop.
+struct PiiPeerServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PiiPeerServer {
+    const LOG: &'static str = "pii-server.log";
+    const RECORD: &'static str = "calls.jsonl";
+
+    fn start(python: &Path) -> Self {
+        let script = paths::repo_root().join("tests/peers/pii_server.py");
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let dir = tempfile::Builder::new()
+                .prefix("mcp-pii-peer-")
+                .tempdir()
+                .expect("temp dir");
+            let log = File::create(dir.path().join(Self::LOG)).expect("log file");
+            let child = Command::new(python)
+                .arg(&script)
+                .arg(port.to_string())
+                .arg(dir.path().join(Self::RECORD))
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn pii_server.py");
+            let mut server = PiiPeerServer { child, port, dir };
+            match server.wait_listening(Duration::from_secs(30)) {
+                Ok(()) => return server,
+                Err(log) => last_log = log,
+            }
+            if !last_log.contains("address already in use") {
+                break;
+            }
+        }
+        panic!("pii_server.py did not start; its output:\n{last_log}");
+    }
+
+    fn wait_listening(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status}:\n{}", self.log()));
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("not listening after {timeout:?}:\n{}", self.log()))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join(Self::LOG)).unwrap_or_default()
+    }
+
+    /// The tools/call arguments the server received, in order: `{"tool", "arguments"}`.
+    fn received(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.path().join(Self::RECORD))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("record line is JSON"))
+            .collect()
+    }
+}
+
+impl Drop for PiiPeerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- pii_server.py output -----\n{}\n----- end -----",
+                self.log()
+            );
+        }
+    }
+}
+
+/// Asserts none of the raw fake values occurs anywhere in `text` (what a client or server saw).
+fn assert_no_raw_pii(what: &str, text: &str) {
+    for (raw, detector) in PEER_PII {
+        assert!(
+            !text.contains(raw),
+            "{what} contains the raw {detector} value {raw:?}:\n{text}"
+        );
+    }
+}
+
+/// The FastMCP server behind `envoy/mcp_pii.yaml` as shipped, called by the same SDK's client
+/// with progress and logging callbacks: every fake value in the result's text and
+/// structuredContent, the progress message and the log message arrives redacted, the text copy
+/// still equals structuredContent, the client's outputSchema validation passes, and an email in a
+/// tool argument never reaches the server. Directly (no Envoy) the same client sees the raw
+/// values, so the server really sends them.
+fn fastmcp_pii_peer_through_envoy(python: &Path, version: &str) {
+    let deps = peer_deps();
+    let server = PiiPeerServer::start(python);
+    let cfg = EnvoyConfig::load("mcp_pii.yaml")
+        .expect("load mcp_pii.yaml")
+        .upstream(UPSTREAM_CLUSTER, server.addr());
+    let envoy = Envoy::start(cfg).expect("start Envoy");
+    let note = "call me at jane.doe@acme-corp.com or +44 20 7946 0958";
+    let calls = [
+        ("customer_record", json!({"customer_id": "CUST-0042"})),
+        ("file_note", json!({"note": note})),
+    ];
+    let args = ["--notifications"];
+
+    let through = run_python_client(&deps, python, &envoy.url("/mcp"), &args, &calls);
+    assert_client_ok(&through, python, version);
+    assert_no_raw_pii("the client's summary through Envoy", &through.to_string());
+    assert!(
+        through["output_schema_tools"]
+            .as_array()
+            .is_some_and(|t| t.contains(&json!("customer_record"))),
+        "customer_record must declare an outputSchema (the client validates against it): {through:#}"
+    );
+
+    // Text content and structuredContent, validated by the client against the outputSchema.
+    let record = call(&through, "customer_record");
+    assert_eq!(
+        record["error"],
+        Value::Null,
+        "no validation error: {record:#}"
+    );
+    assert_eq!(record["is_error"], json!(false), "{record:#}");
+    let structured = &record["structured"];
+    let expected = json!({
+        "customer_id": "CUST-0042",
+        "name": "Jane Doe",
+        "email": redacted("email"),
+        "phone": redacted("phone"),
+        "card": redacted("credit_card"),
+        "ssn": redacted("us_ssn"),
+        "iban": redacted("iban"),
+        "last_login_ip": redacted("ipv4"),
+        // The date and the bare order number are not PII and stay.
+        "note": "prefers mail to [REDACTED:email] after 2025-10-01 (order 4155550132)",
+    });
+    assert_eq!(structured, &expected, "{record:#}");
+    let text = record["text"][0].as_str().expect("a text block");
+    let text_json: Value = serde_json::from_str(text).expect("the text copy is still JSON");
+    assert_eq!(
+        &text_json, structured,
+        "text copy and structuredContent diverged"
+    );
+
+    // Notifications on the call's SSE stream.
+    assert_eq!(
+        record["progress"],
+        json!([
+            {"progress": 1.0, "total": 2.0, "message": "looking up CUST-0042, contact [REDACTED:email]"},
+            {"progress": 2.0, "total": 2.0, "message": "done"}
+        ]),
+        "{record:#}"
+    );
+    assert_eq!(
+        through["logs"],
+        json!([{"level": "info", "logger": null,
+                "data": "card on file [REDACTED:credit_card], SSN [REDACTED:us_ssn]"}]),
+        "{through:#}"
+    );
+
+    // Request direction: the argument was scrubbed before it left Envoy.
+    let scrubbed_note = "call me at [REDACTED:email] or [REDACTED:phone]";
+    let echoed = call(&through, "file_note");
+    assert_eq!(echoed["is_error"], json!(false), "{echoed:#}");
+    assert_eq!(echoed["text"], json!([format!("stored: {scrubbed_note}")]));
+    let received = server.received();
+    assert_eq!(
+        received,
+        vec![
+            json!({"tool": "customer_record", "arguments": {"customer_id": "CUST-0042"}}),
+            json!({"tool": "file_note", "arguments": {"note": scrubbed_note}}),
+        ],
+        "what the server received through Envoy"
+    );
+    assert_no_raw_pii("the server's record", &json!(received).to_string());
+    // structuredContent (2 emails), the progress message and the log message; the text copy is
+    // scrubbed as the structuredContent, which counts its values once.
+    for (dir, detector, at_least) in [
+        ("request", "email", 1),
+        ("request", "phone", 1),
+        ("response", "email", 3),
+        ("response", "credit_card", 2),
+        ("response", "us_ssn", 2),
+        ("response", "iban", 1),
+    ] {
+        let stat = format!("wasmcustom.mcp_pii.{dir}.{detector}");
+        let n = envoy.stat(&stat).unwrap_or(0);
+        assert!(n >= at_least, "{stat} = {n}, expected >= {at_least}");
+    }
+
+    // The same client straight at the server sees every raw value: the redactions above are
+    // Envoy's doing, not the server's.
+    let direct = run_python_client(&deps, python, &server.url(), &args, &calls);
+    assert_client_ok(&direct, python, version);
+    let direct_record = call(&direct, "customer_record");
+    assert_eq!(direct_record["structured"]["email"], json!(PEER_PII[0].0));
+    assert_eq!(
+        direct_record["structured"]["card"],
+        json!("4111 1111 1111 1111")
+    );
+    let direct_text = direct.to_string();
+    for (raw, detector) in PEER_PII {
+        assert!(
+            direct_text.contains(raw),
+            "directly the client should see the raw {detector} {raw:?}: {direct:#}"
+        );
+    }
+    assert_eq!(
+        direct["logs"][0]["data"],
+        json!("card on file 4111 1111 1111 1111, SSN 536-22-8714")
+    );
+}
+
+#[test]
+fn fastmcp_1x_pii_in_results_progress_and_logs_is_scrubbed_for_the_mcp_client_through_envoy() {
+    fastmcp_pii_peer_through_envoy(&peer_deps().python_mcp1, MCP1_VERSION);
+}
+
+#[test]
+fn fastmcp_2x_pii_in_results_progress_and_logs_is_scrubbed_for_the_mcp_client_through_envoy() {
+    fastmcp_pii_peer_through_envoy(&peer_deps().python_mcp2, MCP2_VERSION);
 }

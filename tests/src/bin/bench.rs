@@ -7,6 +7,11 @@
 //! requests. Configurations run interleaved per workload and concurrency, so the ratio to plain
 //! Envoy compares cells that saw the same background load on this shared box.
 //!
+//! The bench is also the authorization server of `mcp_scopes` (an RSA key per run, its JWK Set
+//! served to the configs' `jwks` clusters, RS256 bearer tokens on every request), and checks
+//! before measuring that mcp_scopes accepts the token and that mcp_pii redacts exactly the PII
+//! planted in the `call-11k-pii10-*` results.
+//!
 //! `bench [--out PATH] [--duration SECS] [--quick] [--only SUBSTR]... [--workload SUBSTR]...
 //! [--conc 1,32] [--reps N] [--header "name: value"]... [--pin CPU | --no-pin]`
 
@@ -17,6 +22,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use jwt_simple::prelude::{Claims, RS256KeyPair, RSAKeyPairLike as _};
+use mcp_integration::scopes_support::{jwks_of, Extra, JwksServer};
 use mcp_integration::{paths, Envoy, EnvoyConfig, EnvoyOptions};
 use serde_json::json;
 use std::collections::HashMap;
@@ -128,6 +135,9 @@ struct Workload {
     request: String,
     response: Bytes,
     sse: bool,
+    /// Raw PII values planted in `response`: a config with mcp_pii must deliver each one
+    /// redacted (checked once before the run, see `check_pii`).
+    planted: &'static [&'static str],
 }
 
 const VERBS: [&str; 10] = [
@@ -204,6 +214,67 @@ fn call_response() -> String {
     .to_string()
 }
 
+/// Ten PII values of seven detectors for the `call-11k-pii10-*` results, each valid for its
+/// detector (the cards pass Luhn, the IBAN mod-97, the SSNs have valid area/group/serial, the
+/// GitHub token has the entropy gitleaks asks for).
+const PII10: [&str; 10] = [
+    "jane.doe@acme-corp.com",
+    "4111 1111 1111 1111",
+    "536-22-8714",
+    "+44 20 7946 0958",
+    "DE89 3704 0044 0532 0130 00",
+    "203.0.113.42",
+    "m.rossi@example.org",
+    "5555 5555 5555 4444",
+    "412-55-0193",
+    "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d",
+];
+
+/// About 11 KB of digit-heavy tool output (order numbers, timestamps, versions, UUIDs, hashes,
+/// amounts: the look-alikes that make the PII detectors' triggers fire) in ~40 lines. With
+/// `pii`, every fourth line names one of the values instead of "the usual address".
+fn call_11k_text(pii: &[&str]) -> String {
+    let mut s = String::with_capacity(11 * 1024);
+    let mut planted = pii.iter();
+    let mut i = 0u64;
+    while s.len() < 10_900 {
+        let contact = match i.is_multiple_of(4).then(|| planted.next()).flatten() {
+            Some(v) => *v,
+            None => "the usual address",
+        };
+        let _ = writeln!(
+            s,
+            "Order ORD-2025-{:06} shipped 2025-{:02}-{:02}T10:{:02}:00Z via UPS; client v2.{}.4 (build 4.0.0.{}) \
+             reported {} items, total ${},{:03}.00, id 550e8400-e29b-41d4-a716-{:012x}, sha {:016x}{:016x}. \
+             Notes: reach the customer at {contact} about delivery windows.",
+            100_000 + i * 37,
+            1 + i % 12,
+            1 + i % 28,
+            i % 60,
+            i % 20,
+            i,
+            1 + i % 9,
+            1 + i % 7,
+            (i * 131) % 1000,
+            0x4466_5544_0000 + i,
+            0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i + 1),
+            0xc2b2_ae3d_27d4_eb4f_u64.wrapping_mul(i + 7),
+        );
+        i += 1;
+    }
+    s
+}
+
+/// A `tools/call` result of about 11 KB: one text block of [`call_11k_text`].
+fn call_11k_response(pii: &[&str]) -> String {
+    json!({
+        "jsonrpc": "2.0",
+        "id": CALL_ID,
+        "result": {"content": [{"type": "text", "text": call_11k_text(pii)}], "isError": false}
+    })
+    .to_string()
+}
+
 fn sse_event(json: &str) -> String {
     format!("event: message\ndata: {json}\n\n")
 }
@@ -217,7 +288,29 @@ fn workloads() -> Vec<Workload> {
         request: call_request("search_docs_000"),
         response: Bytes::from(call_response()),
         sse: false,
+        planted: &[],
     }];
+    for (key, title, planted) in [
+        ("call-11k", "no PII", &[] as &'static [&'static str]),
+        ("call-11k-pii10", "10 PII values", &PII10),
+    ] {
+        let body = call_11k_response(planted);
+        let kb = (body.len() as f64 / 1000.0).round();
+        for sse in [false, true] {
+            let framing = if sse { "sse" } else { "json" };
+            out.push(Workload {
+                key: format!("{key}-{framing}"),
+                title: format!(
+                    "tools/call, ~{kb} KB text result, {title}, {}",
+                    if sse { "SSE" } else { "JSON" }
+                ),
+                request: call_request("search_docs_000"),
+                response: Bytes::from(if sse { sse_event(&body) } else { body.clone() }),
+                sse,
+                planted,
+            });
+        }
+    }
     for n in [5usize, 50, 500] {
         let body = tools_list_response(n);
         let kb = (body.len() as f64 / 1000.0).round();
@@ -227,6 +320,7 @@ fn workloads() -> Vec<Workload> {
             request: list_request.clone(),
             response: Bytes::from(body.clone()),
             sse: false,
+            planted: &[],
         });
         out.push(Workload {
             key: format!("list-{n}-sse"),
@@ -234,6 +328,7 @@ fn workloads() -> Vec<Workload> {
             request: list_request.clone(),
             response: Bytes::from(sse_event(&body)),
             sse: true,
+            planted: &[],
         });
     }
     out
@@ -418,7 +513,8 @@ fn target(config: &str, workload: &str) -> Option<f64> {
         ("mcp_telemetry", "call") => Some(1.15),
         ("mcp_telemetry", "list-50-sse") => Some(1.3),
         ("mcp_scopes", "call") => Some(1.3),
-        ("mcp_pii", "list-50-json" | "list-50-sse") => Some(1.6),
+        ("mcp_pii", "call-11k-json" | "call-11k-sse") => Some(1.6),
+        ("mcp_pii", "call-11k-pii10-json" | "call-11k-pii10-sse") => Some(2.0),
         _ => None,
     }
 }
@@ -483,11 +579,176 @@ fn bench_dir() -> PathBuf {
     paths::repo_root().join("bench")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Bearer tokens for mcp_scopes: a local IdP whose JWK Set Envoy fetches, and RS256 tokens for it.
+
+/// The tool every `tools/call` workload calls.
+const CALL_TOOL: &str = "search_docs_000";
+
+/// What an `mcp_scopes` filter with JWT verification (`jwt`, not `jwt_authn`) needs from a
+/// bearer token, read from its plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ScopesJwt {
+    issuer: String,
+    /// `jwt.audiences[0]`, else `resource` (the filter's default audience).
+    audience: String,
+    /// `jwt.jwks.cluster`: the Envoy cluster the filter fetches the JWK Set from.
+    jwks_cluster: Option<String>,
+    /// Every scope the rules require for `tools/call` of [`CALL_TOOL`].
+    scopes: Vec<String>,
+}
+
+/// Every HTTP filter entry of every listener of a config.
+fn http_filters(doc: &serde_yaml::Value) -> Vec<&serde_yaml::Value> {
+    fn seq(v: Option<&serde_yaml::Value>) -> Vec<&serde_yaml::Value> {
+        v.and_then(|v| v.as_sequence())
+            .map(|s| s.iter().collect())
+            .unwrap_or_default()
+    }
+    let mut out = Vec::new();
+    for l in seq(doc.get("static_resources").and_then(|s| s.get("listeners"))) {
+        for chain in seq(l.get("filter_chains")) {
+            for f in seq(chain.get("filters")) {
+                out.extend(seq(f
+                    .get("typed_config")
+                    .and_then(|t| t.get("http_filters"))));
+            }
+        }
+    }
+    out
+}
+
+/// `*` matches any run of characters (the rule globs of the shipped configs).
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for p in middle {
+        match rest.find(p) {
+            Some(at) => rest = rest.get(at + p.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
+}
+
+/// The JWT requirements of every `mcp_scopes` filter of `cfg` that verifies tokens itself.
+fn scopes_jwt(cfg: &EnvoyConfig) -> Vec<ScopesJwt> {
+    let mut out = Vec::new();
+    for f in http_filters(cfg.doc()) {
+        let Some(config) = f.get("typed_config").and_then(|t| t.get("config")) else {
+            continue;
+        };
+        let is_scopes = config
+            .get("vm_config")
+            .and_then(|v| v.get("code"))
+            .and_then(|c| c.get("local"))
+            .and_then(|l| l.get("filename"))
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| n.ends_with("mcp_scopes.wasm"));
+        let Some(json) = config
+            .get("configuration")
+            .and_then(|c| c.get("value"))
+            .and_then(|v| v.as_str())
+            .filter(|_| is_scopes)
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        else {
+            continue;
+        };
+        let Some(jwt) = json.get("jwt") else {
+            continue;
+        };
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(String::from);
+        let audience = jwt
+            .get("audiences")
+            .and_then(|a| a.get(0))
+            .or_else(|| json.get("resource"));
+        let (Some(issuer), Some(audience)) = (text(jwt.get("issuer")), text(audience)) else {
+            continue;
+        };
+        let mut scopes: Vec<String> = Vec::new();
+        for rule in json
+            .get("rules")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let matches = rule
+                .get("tools")
+                .and_then(|t| t.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str())
+                .any(|t| glob_matches(t, CALL_TOOL));
+            let needed = rule.get("scopes").and_then(|s| s.as_array());
+            for sc in needed.into_iter().flatten().filter_map(|s| s.as_str()) {
+                if matches && !scopes.iter().any(|x| x == sc) {
+                    scopes.push(sc.to_string());
+                }
+            }
+        }
+        out.push(ScopesJwt {
+            issuer,
+            audience,
+            jwks_cluster: text(jwt.get("jwks").and_then(|j| j.get("cluster"))),
+            scopes,
+        });
+    }
+    out
+}
+
+/// The bench's authorization server: one RS256 key, its JWK Set served over HTTP (pointed to by
+/// every `jwks` cluster of the configs under test), and tokens signed with it.
+struct BenchIdp {
+    key: RS256KeyPair,
+    jwks: JwksServer,
+}
+
+impl BenchIdp {
+    fn start() -> Result<BenchIdp> {
+        let key = RS256KeyPair::generate(2048)
+            .context("generating the bench RSA key")?
+            .with_key_id("bench-rs256");
+        let jwks = JwksServer::start(&jwks_of(&[key.public_key().to_jwk()]))
+            .context("starting the bench JWKS server")?;
+        Ok(BenchIdp { key, jwks })
+    }
+
+    /// A token the filter accepts for [`CALL_TOOL`], valid for two days (the filter caches the
+    /// verified token until it expires, as it would for a real client's token).
+    fn token(&self, req: &ScopesJwt) -> Result<String> {
+        let claims = Claims::with_custom_claims(
+            Extra {
+                scope: Some(req.scopes.join(" ")),
+                ..Extra::default()
+            },
+            jwt_simple::prelude::Duration::from_hours(48),
+        )
+        .with_issuer(&req.issuer)
+        .with_audience(&req.audience)
+        .with_subject("bench");
+        self.key.sign(claims).context("signing the bench token")
+    }
+}
+
 /// A configuration under test: where wrk sends traffic, and the Envoy (if any) being measured.
 struct Target {
     spec: ConfigSpec,
     url: String,
     envoy: Option<Envoy>,
+    /// Request headers for this target: `authorization` first (see `start_targets`), then the
+    /// `--header` ones, one "name: value" per line.
+    headers: String,
+    /// Whether the config runs mcp_pii (its responses must come back redacted).
+    scrubs_pii: bool,
+    /// Whether an mcp_scopes filter of the config verifies the bearer token (JWKS via a cluster).
+    verifies_jwt: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -619,13 +880,12 @@ impl Slice {
 struct Runner {
     script: PathBuf,
     warmup: Duration,
-    headers: String,
     ticks_per_sec: u64,
     pin: Option<u32>,
 }
 
 impl Runner {
-    fn wrk(&self, url: &str, w: &Workload, conc: u32, secs: u64) -> Result<WrkResult> {
+    fn wrk(&self, t: &Target, w: &Workload, conc: u32, secs: u64) -> Result<WrkResult> {
         let mut cmd = match self.pin {
             Some(cpu) => {
                 let mut c = Command::new("taskset");
@@ -643,10 +903,10 @@ impl Runner {
             .arg("10s")
             .arg("-s")
             .arg(&self.script)
-            .arg(url)
+            .arg(&t.url)
             .env("BENCH_WORKLOAD", &w.key)
             .env("BENCH_BODY", &w.request)
-            .env("BENCH_HEADERS", &self.headers)
+            .env("BENCH_HEADERS", &t.headers)
             .output()
             .context("running wrk (apt-get install wrk)")?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -663,11 +923,11 @@ impl Runner {
 
     /// Sequential keep-alive requests for the warm-up time: lets V8 tier up the filters' hot code
     /// and fills Envoy's connection pool before the measured window.
-    fn warm_up(&self, url: &str, w: &Workload) {
+    fn warm_up(&self, t: &Target, w: &Workload) {
         let agent = agent();
         let deadline = Instant::now() + self.warmup;
         while Instant::now() < deadline {
-            if post(&agent, url, w, &self.headers).is_err() {
+            if post(&agent, &t.url, w, &t.headers).is_err() {
                 break;
             }
         }
@@ -676,7 +936,7 @@ impl Runner {
     fn slice(&self, t: &Target, w: &Workload, conc: u32, secs: u64) -> Result<Slice> {
         let pid = t.envoy.as_ref().map(Envoy::pid);
         let before = pid.map(proc_cpu_ticks).transpose()?;
-        let wrk = self.wrk(&t.url, w, conc, secs)?;
+        let wrk = self.wrk(t, w, conc, secs)?;
         let after = pid.map(proc_cpu_ticks).transpose()?;
         let cpu_us = match (before, after) {
             (Some(b), Some(a)) => {
@@ -865,7 +1125,8 @@ struct Report<'a> {
     envoy_version: String,
     started: String,
     wall: Duration,
-    anchor_check: String,
+    /// Header rows proving the configs do what they claim (anchor, token and PII checks).
+    checks: Vec<(&'static str, String)>,
     loadavg_start: String,
 }
 
@@ -1092,8 +1353,8 @@ impl Report<'_> {
             self.loadavg_start,
             loadavg()
         );
-        if !self.anchor_check.is_empty() {
-            let _ = writeln!(s, "| anchor check | {} |", self.anchor_check);
+        for (what, line) in &self.checks {
+            let _ = writeln!(s, "| {what} | {line} |");
         }
         if !self.rss_mb.is_empty() {
             let rss: Vec<String> = self
@@ -1126,11 +1387,28 @@ impl Report<'_> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Request headers of a target: its bearer token first, then the `--header` ones (which can
+/// override it).
+fn target_headers(token: Option<&str>, extra: &str) -> String {
+    match token {
+        Some(t) => format!("authorization: Bearer {t}\n{extra}"),
+        None => extra.to_string(),
+    }
+}
+
+/// Starts every selected configuration. Each gets an RS256 bearer token from `idp`: minted for
+/// its own `mcp_scopes` JWT settings (whose `jwks` cluster is pointed at the bench's JWKS
+/// server), else the one for the shipped `envoy/mcp_scopes.yaml`, so every config sees the same
+/// request headers and plain Envoy pays for the same bytes.
 fn start_targets(
     args: &Args,
     upstream: SocketAddr,
+    idp: &BenchIdp,
     skipped: &mut Vec<String>,
 ) -> Result<Vec<Target>> {
+    let extra = args.headers.join("\n");
+    let shipped = scopes_jwt(&EnvoyConfig::load("mcp_scopes.yaml")?);
+    let default_token = shipped.first().map(|r| idp.token(r)).transpose()?;
     let mut out = Vec::new();
     for spec in CONFIGS.iter().filter(|s| selected(s, &args.only)) {
         let Some(cfg) = load_config(spec)? else {
@@ -1138,10 +1416,29 @@ fn start_targets(
                 spec: *spec,
                 url: format!("http://{upstream}/mcp"),
                 envoy: None,
+                headers: target_headers(default_token.as_deref(), &extra),
+                scrubs_pii: false,
+                verifies_jwt: false,
             });
             continue;
         };
-        let cfg = cfg.upstream("mcp_upstream", upstream);
+        let mut cfg = cfg.upstream("mcp_upstream", upstream);
+        let needs = scopes_jwt(&cfg);
+        for cluster in needs.iter().filter_map(|r| r.jwks_cluster.as_deref()) {
+            cfg = cfg.upstream(cluster, idp.jwks.addr());
+        }
+        let token = match needs.as_slice() {
+            [] => default_token.clone(),
+            [one] => Some(idp.token(one)?),
+            _ => bail!(
+                "{}: more than one mcp_scopes filter verifies JWTs; the bench mints one token per config",
+                spec.name
+            ),
+        };
+        let scrubs_pii = cfg
+            .wasm_files()
+            .iter()
+            .any(|f| f.file_name().is_some_and(|n| n == "mcp_pii.wasm"));
         let missing: Vec<String> = cfg
             .wasm_files()
             .into_iter()
@@ -1192,31 +1489,125 @@ fn start_targets(
             spec: *spec,
             url: envoy.url("/mcp"),
             envoy: Some(envoy),
+            headers: target_headers(token.as_deref(), &extra),
+            scrubs_pii,
+            verifies_jwt: !needs.is_empty(),
         });
     }
     Ok(out)
 }
 
 /// The anchor must really enforce its policy, or it would be a cheaper config than it claims.
-fn check_anchor(targets: &[Target], headers: &str) -> Result<String> {
+fn check_anchor(targets: &[Target]) -> Result<String> {
     let Some(t) = targets.iter().find(|t| t.spec.name == "native-mcp-rbac") else {
         return Ok(String::new());
     };
     let agent = agent();
-    let (denied, _, _) = post_body(&agent, &t.url, "call", &call_request(DENIED_TOOL), headers)?;
-    let (allowed, _, _) = post_body(
+    let (denied, _, _) = post_body(
         &agent,
         &t.url,
         "call",
-        &call_request("search_docs_000"),
-        headers,
+        &call_request(DENIED_TOOL),
+        &t.headers,
     )?;
+    let (allowed, _, _) = post_body(&agent, &t.url, "call", &call_request(CALL_TOOL), &t.headers)?;
     if denied != 403 || allowed != 200 {
         bail!("native-mcp-rbac anchor does not enforce its policy: tools/call {DENIED_TOOL} → {denied}, search_docs_000 → {allowed} (expected 403 / 200)");
     }
     Ok(format!(
         "native-mcp-rbac: tools/call `{DENIED_TOOL}` → 403, `search_docs_000` → 200"
     ))
+}
+
+/// Configs that verify JWTs fetch the JWK Set after start-up and refuse every token until it
+/// arrives (503): waits for that, then checks the bench token is accepted (200) and that the
+/// filter really enforces (no token → 401). A config that refuses the token is skipped (its cells
+/// would only measure 401s).
+fn check_tokens(targets: &mut Vec<Target>, skipped: &mut Vec<String>) -> Vec<String> {
+    let agent = agent();
+    let body = call_request(CALL_TOOL);
+    let mut lines = Vec::new();
+    let mut refused = Vec::new();
+    for (i, t) in targets.iter().enumerate().filter(|(_, t)| t.verifies_jwt) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut status = 0;
+        while Instant::now() < deadline {
+            status = match post_body(&agent, &t.url, "call", &body, &t.headers) {
+                Ok((s, _, _)) => s,
+                Err(_) => 0,
+            };
+            if status != 503 && status != 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let anonymous = t
+            .headers
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("authorization:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (without, _, _) =
+            post_body(&agent, &t.url, "call", &body, &anonymous).unwrap_or((0, 0, String::new()));
+        if status == 200 && without == 401 {
+            // A second request with the same token must come from the per-worker token cache.
+            let _ = post_body(&agent, &t.url, "call", &body, &t.headers);
+            let hits = t
+                .envoy
+                .as_ref()
+                .and_then(|e| e.stat("wasmcustom.mcp_scopes.token_cache_hits"))
+                .map_or_else(|| "?".to_string(), |n| n.to_string());
+            lines.push(format!(
+                "{}: RS256 bearer token (JWKS from the bench IdP) → tools/call `{CALL_TOOL}` 200; no token → 401; `token_cache_hits` {hits} after the checks",
+                t.spec.name
+            ));
+        } else {
+            let why = format!(
+                "{}: bench token not accepted: tools/call `{CALL_TOOL}` → HTTP {status} with the token, {without} without (expected 200 / 401)",
+                t.spec.name
+            );
+            eprintln!("skipping {why}");
+            skipped.push(why);
+            refused.push(i);
+        }
+    }
+    for i in refused.into_iter().rev() {
+        targets.remove(i);
+    }
+    lines
+}
+
+/// What a client of `t` must receive for workload `w` (`call*` workloads only: their responses
+/// pass every config unchanged, except that mcp_pii redacts the planted values). `None` when
+/// the body is as expected, else what is wrong.
+fn pii_problem(t: &Target, w: &Workload, body: &str) -> Option<String> {
+    let sent = std::str::from_utf8(&w.response).unwrap_or_default();
+    if !t.scrubs_pii || w.planted.is_empty() {
+        return (body != sent).then(|| {
+            format!(
+                "{} {}: body differs from the upstream's ({} vs {} bytes)",
+                t.spec.name,
+                w.key,
+                body.len(),
+                sent.len()
+            )
+        });
+    }
+    let leaked: Vec<&str> = w
+        .planted
+        .iter()
+        .copied()
+        .filter(|v| body.contains(v))
+        .collect();
+    let redacted = body.matches("[REDACTED:").count();
+    (!leaked.is_empty() || redacted != w.planted.len()).then(|| {
+        format!(
+            "{} {}: {redacted} values redacted (expected {}), raw values delivered: {leaked:?}",
+            t.spec.name,
+            w.key,
+            w.planted.len()
+        )
+    })
 }
 
 fn main() -> Result<()> {
@@ -1250,19 +1641,20 @@ fn main() -> Result<()> {
         })
         .collect();
     if selected_workloads.is_empty() {
-        bail!("--workload matched nothing (workloads: call, list-{{5,50,500}}-{{json,sse}})");
+        bail!("--workload matched nothing (workloads: call, call-11k-{{json,sse}}, call-11k-pii10-{{json,sse}}, list-{{5,50,500}}-{{json,sse}})");
     }
     println!("workloads (request bytes → upstream response bytes):");
     for w in &selected_workloads {
         println!(
-            "  {:<14} {:>4} B → {:>7} B  {}",
+            "  {:<19} {:>4} B → {:>7} B  {}",
             w.key,
             w.request.len(),
             w.response.len(),
             w.title
         );
     }
-    let canned: HashMap<String, Canned> = selected_workloads
+    // Every workload, not only the selected ones: the anchor and token checks use `call`.
+    let canned: HashMap<String, Canned> = workloads()
         .iter()
         .map(|w| {
             (
@@ -1279,22 +1671,45 @@ fn main() -> Result<()> {
         // After the upstream thread exists: `taskset -a` moves every thread of this process.
         pin_process(std::process::id(), cpu)?;
     }
-    let headers = args.headers.join("\n");
+    let idp = BenchIdp::start()?;
 
     let mut skipped = Vec::new();
-    let targets = start_targets(&args, upstream, &mut skipped)?;
-    let anchor_check = check_anchor(&targets, &headers)?;
+    let mut targets = start_targets(&args, upstream, &idp, &mut skipped)?;
+    let mut checks = Vec::new();
+    for line in check_tokens(&mut targets, &mut skipped) {
+        println!("{line}");
+        checks.push(("token check", line));
+    }
+    let anchor_check = check_anchor(&targets)?;
     if !anchor_check.is_empty() {
         println!("{anchor_check}");
+        checks.push(("anchor check", anchor_check));
     }
 
-    // One probe per cell: response size through each config (filters may rewrite bodies).
+    // One probe per cell: response size through each config (filters may rewrite bodies), and
+    // for the tools/call workloads proof that mcp_pii redacted what was planted and nothing else
+    // changed a body.
     let agent = agent();
     let mut probes = HashMap::new();
+    let mut pii_problems = Vec::new();
+    let mut pii_verified = Vec::new();
+    let mut call_bodies_checked = false;
     for w in &selected_workloads {
         for t in &targets {
-            let text = match post(&agent, &t.url, w, &headers) {
-                Ok((200, len, _)) => len.to_string(),
+            let text = match post(&agent, &t.url, w, &t.headers) {
+                Ok((200, len, body)) => {
+                    if w.key.starts_with("call") {
+                        call_bodies_checked = true;
+                        match pii_problem(t, w, &body) {
+                            Some(p) => pii_problems.push(p),
+                            None if t.scrubs_pii && !w.planted.is_empty() => {
+                                pii_verified.push(format!("{} `{}`", t.spec.name, w.key))
+                            }
+                            None => {}
+                        }
+                    }
+                    len.to_string()
+                }
                 Ok((status, len, body)) => {
                     eprintln!(
                         "probe {} {}: HTTP {status}: {}",
@@ -1312,11 +1727,32 @@ fn main() -> Result<()> {
             probes.insert((w.key.clone(), t.spec.name), text);
         }
     }
+    if !pii_problems.is_empty() {
+        bail!(
+            "tools/call bodies not as expected (mcp_pii must redact exactly the planted values, nothing else may change a body):\n  {}",
+            pii_problems.join("\n  ")
+        );
+    }
+    if call_bodies_checked {
+        let mut line = String::new();
+        if !pii_verified.is_empty() {
+            let _ = write!(
+                line,
+                "{} PII values planted per body, all delivered redacted (`[REDACTED:…]`, no raw value) by {}; ",
+                PII10.len(),
+                pii_verified.join(", ")
+            );
+        }
+        line.push_str(
+            "every other `call*` body byte-identical to the upstream's through every config",
+        );
+        println!("pii check: {line}");
+        checks.push(("pii check", line));
+    }
 
     let runner = Runner {
         script,
         warmup: args.warmup,
-        headers,
         ticks_per_sec: clock_ticks_per_sec(),
         pin: args.pin,
     };
@@ -1338,7 +1774,7 @@ fn main() -> Result<()> {
         for w in &selected_workloads {
             for &conc in &args.concurrencies {
                 for t in &targets {
-                    runner.warm_up(&t.url, w);
+                    runner.warm_up(t, w);
                 }
                 // The measured window is cut into 1 s wrk runs, round-robin over the
                 // configurations, so background load drifting during the ~minute a workload takes
@@ -1361,7 +1797,7 @@ fn main() -> Result<()> {
                         continue;
                     };
                     println!(
-                        "[{done}/{cells}] rep {} {:<14} c{:<3} {:<16} cpu/req {:>8} µs  p50 {:>8} µs  p99 {:>8} µs  {:>8} req/s{}",
+                        "[{done}/{cells}] rep {} {:<19} c{:<3} {:<16} cpu/req {:>8} µs  p50 {:>8} µs  p99 {:>8} µs  {:>8} req/s{}",
                         rep + 1,
                         w.key,
                         conc,
@@ -1395,7 +1831,7 @@ fn main() -> Result<()> {
         envoy_version,
         started,
         wall: started_at.elapsed(),
-        anchor_check,
+        checks,
         loadavg_start,
     };
     let md = report.markdown();
@@ -1510,7 +1946,7 @@ Transfer/sec:     13.05MB
     #[test]
     fn sse_workloads_carry_one_message_event() {
         let sse: Vec<Workload> = workloads().into_iter().filter(|w| w.sse).collect();
-        assert_eq!(sse.len(), 3);
+        assert_eq!(sse.len(), 5);
         for w in sse {
             let text = std::str::from_utf8(&w.response).unwrap();
             assert!(text.starts_with("event: message\ndata: {"));
@@ -1524,6 +1960,104 @@ Transfer/sec:     13.05MB
         assert_eq!(target("mcp_telemetry", "list-50-sse"), Some(1.3));
         assert_eq!(target("mcp_telemetry", "list-50-json"), None);
         assert_eq!(target("plain", "call"), None);
+        assert_eq!(target("mcp_pii", "call-11k-json"), Some(1.6));
+        assert_eq!(target("mcp_pii", "call-11k-sse"), Some(1.6));
+        assert_eq!(target("mcp_pii", "call-11k-pii10-json"), Some(2.0));
+        assert_eq!(target("mcp_pii", "call-11k-pii10-sse"), Some(2.0));
+        // tools/list is outside mcp_pii's scope: its targets are on tools/call results.
+        assert_eq!(target("mcp_pii", "list-50-json"), None);
+    }
+
+    #[test]
+    fn eleven_kb_call_results_plant_exactly_the_ten_pii_values() {
+        let clean = call_11k_response(&[]);
+        let dirty = call_11k_response(&PII10);
+        for body in [&clean, &dirty] {
+            assert!((10_500..12_000).contains(&body.len()), "{}", body.len());
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["id"], CALL_ID);
+            assert!(v["result"]["content"][0]["text"].is_string());
+        }
+        for value in PII10 {
+            assert_eq!(dirty.matches(value).count(), 1, "{value}");
+            assert!(!clean.contains(value), "{value}");
+        }
+        let keys: Vec<String> = workloads()
+            .into_iter()
+            .filter(|w| !w.planted.is_empty())
+            .map(|w| w.key)
+            .collect();
+        assert_eq!(keys, ["call-11k-pii10-json", "call-11k-pii10-sse"]);
+    }
+
+    fn target_for(name: &'static str, scrubs_pii: bool) -> Target {
+        Target {
+            spec: ConfigSpec {
+                name,
+                source: Source::Direct,
+            },
+            url: String::new(),
+            envoy: None,
+            headers: String::new(),
+            scrubs_pii,
+            verifies_jwt: false,
+        }
+    }
+
+    #[test]
+    fn pii_check_wants_every_planted_value_redacted_and_other_bodies_unchanged() {
+        let all = workloads();
+        let dirty = all.iter().find(|w| w.key == "call-11k-pii10-json").unwrap();
+        let clean = all.iter().find(|w| w.key == "call-11k-json").unwrap();
+        let sent = std::str::from_utf8(&dirty.response).unwrap().to_string();
+        let mut scrubbed = sent.clone();
+        for v in PII10 {
+            scrubbed = scrubbed.replace(v, "[REDACTED:x]");
+        }
+        let pii = target_for("mcp_pii", true);
+        let plain = target_for("plain", false);
+        assert_eq!(pii_problem(&pii, dirty, &scrubbed), None);
+        assert!(pii_problem(&pii, dirty, &sent).is_some(), "raw values");
+        let one_left = sent.replacen(PII10[0], "[REDACTED:email]", 1);
+        assert!(pii_problem(&pii, dirty, &one_left).is_some());
+        assert_eq!(pii_problem(&plain, dirty, &sent), None);
+        assert!(pii_problem(&plain, dirty, &scrubbed).is_some());
+        let clean_body = std::str::from_utf8(&clean.response).unwrap();
+        assert_eq!(pii_problem(&pii, clean, clean_body), None);
+        assert!(pii_problem(&pii, clean, &clean_body.replace("UPS", "[REDACTED:x]")).is_some());
+    }
+
+    #[test]
+    fn star_globs_match_tool_names() {
+        assert!(glob_matches("*", "search_docs_000"));
+        assert!(glob_matches("search_*", "search_docs_000"));
+        assert!(glob_matches("*_000", "search_docs_000"));
+        assert!(glob_matches("s*docs*0", "search_docs_000"));
+        assert!(glob_matches("search_docs_000", "search_docs_000"));
+        assert!(!glob_matches("delete_*", "search_docs_000"));
+        assert!(!glob_matches("search", "search_docs_000"));
+        assert!(!glob_matches("*_001", "search_docs_000"));
+    }
+
+    #[test]
+    fn the_shipped_mcp_scopes_config_tells_what_the_bench_token_needs() {
+        let cfg = EnvoyConfig::load("mcp_scopes.yaml").unwrap();
+        assert_eq!(
+            scopes_jwt(&cfg),
+            [ScopesJwt {
+                issuer: "http://localhost:3002".into(),
+                audience: "http://localhost:10000/mcp".into(),
+                jwks_cluster: Some("jwks".into()),
+                scopes: vec!["mcp:tools".into()],
+            }]
+        );
+        // A token is added in front of the user's headers, which can override it.
+        assert_eq!(
+            target_headers(Some("t"), "x-a: 1"),
+            "authorization: Bearer t\nx-a: 1"
+        );
+        assert_eq!(target_headers(None, "x-a: 1"), "x-a: 1");
+        assert!(scopes_jwt(&EnvoyConfig::load("plain.yaml").unwrap()).is_empty());
     }
 
     #[test]
