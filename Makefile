@@ -63,9 +63,13 @@ unit: ## Native unit tests of the core, the host layer and the filters
 validate-envoy: build envoy ## envoy --mode validate on every shipped config (with the built filters)
 	@for c in envoy/*.yaml; do $(ENVOY_BIN) --mode validate -c $$c --log-level error >/dev/null && echo "valid: $$c" || { echo "INVALID: $$c"; $(ENVOY_BIN) --mode validate -c $$c; exit 1; }; done
 
+.PHONY: schemas
+schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter's configuration)
+	$(CARGO) run --quiet -p mcp-integration --bin schemas
+
 .PHONY: integration
 integration: build envoy ## Integration tests through the real Envoy binary
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry -- --test-threads 2
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples -- --test-threads 2
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy

@@ -33,6 +33,7 @@ pub const COMMON_KEYS: [&str; 4] = ["max_body_bytes", "failure_mode", "batch", "
 /// cannot parse, a host call that failed). Policy decisions (a refused tool, a smuggling attempt)
 /// are never subject to this: they are always enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {
     /// Refuse the message (the default): nothing the filter could not check passes.
@@ -44,6 +45,7 @@ pub enum FailureMode {
 
 /// How a JSON-RPC batch (a JSON array body, legal only in MCP 2025-03-26) is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum BatchPolicy {
     /// Refuse every batch with JSON-RPC `-32600` (the default; batching was removed from MCP in
@@ -65,16 +67,50 @@ struct CommonRaw {
 }
 
 /// Settings shared by every filter.
+///
+/// Read by [`load`] through a private raw struct, not by serde directly; the `schema` feature describes the
+/// same keys, ranges and defaults for `schemas/*.schema.json` (tests keep the two in step).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "schema",
+    derive(schemars::JsonSchema, serde::Serialize),
+    schemars(default)
+)]
 pub struct Common {
     /// Largest request or (non-streaming) response body the filter buffers, in bytes. An SSE
     /// event larger than this is treated the same way. Default [`DEFAULT_MAX_BODY_BYTES`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            range(min = 1, max = MAX_MAX_BODY_BYTES),
+            description = "Largest request or JSON response body the filter buffers, in bytes; also the largest single SSE event."
+        )
+    )]
     pub max_body_bytes: usize,
     /// See [`FailureMode`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            description = "What happens when the filter cannot do its job (body over the limit, host failure, unparsable response): `closed` refuses, `open` lets the message through unchanged. Policy refusals are never subject to it."
+        )
+    )]
     pub failure_mode: FailureMode,
     /// See [`BatchPolicy`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            description = "JSON-RPC batches (MCP 2025-03-26 only): `reject` refuses them, `each` examines every element and refuses the batch if any element is refused."
+        )
+    )]
     pub batch: BatchPolicy,
     /// JSON nesting limit for bodies the filter parses. Default [`DEFAULT_MAX_JSON_DEPTH`].
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            range(min = 2, max = MAX_MAX_JSON_DEPTH),
+            description = "Nesting limit for parsed JSON bodies."
+        )
+    )]
     pub max_json_depth: usize,
 }
 

@@ -16,5 +16,6 @@ pub mod pii;
 pub mod scopes;
 pub mod sse;
 pub mod telemetry;
+pub mod tools;
 pub mod tools_list;
 pub mod visibility;

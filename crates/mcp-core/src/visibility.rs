@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 /// A grant as written in the configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantConfig {
     /// Scopes the caller must all hold.
@@ -37,6 +38,7 @@ pub struct GrantConfig {
 
 /// Allow/deny/grants as written in the configuration (for tools, or for prompts).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// Names everyone may see (globs). Default `["*"]`.

@@ -11,106 +11,18 @@ use filter_host::metrics::{Counter, Registry};
 use filter_host::{
     Inspected, LocalReply, McpFilter, MessageAction, RequestAction, ResponseHead, ResponseInterest,
 };
-use mcp_core::config::{ConfigError, Loaded, Validate};
+use mcp_core::config::Loaded;
 use mcp_core::json::Limits;
 use mcp_core::jsonrpc::{self, Message};
 use mcp_core::mcp::{methods, Era};
 use mcp_core::tools_list::{filter_list, ListOptions};
-use mcp_core::visibility::{GrantConfig, Identity, Rules, RulesConfig};
-use serde::Deserialize;
+use mcp_core::visibility::{Identity, Rules};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-/// Where the caller's verified identity comes from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentitySource {
-    /// Nobody is identified; grants are not allowed.
-    #[default]
-    None,
-    /// The claims the `mcp_scopes` filter verified, from filter state `mcp.auth.claims`.
-    McpScopes,
-    /// Envoy's `jwt_authn` verified payload in dynamic metadata (Istio RequestAuthentication).
-    JwtAuthn,
-}
-
-/// `identity` block.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityConfig {
-    /// Where the identity comes from.
-    #[serde(default)]
-    pub source: IdentitySource,
-    /// `jwt_authn` only: the provider's `payload_in_metadata` key. Default `jwt_payload`.
-    #[serde(default)]
-    pub metadata_key: Option<String>,
-}
-
-/// The filter's own configuration keys.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ToolsConfig {
-    /// Tool names everyone may see (globs). Default `["*"]`.
-    #[serde(default = "all")]
-    pub allow: Vec<String>,
-    /// Tool names hidden from callers without a grant (globs).
-    #[serde(default)]
-    pub deny: Vec<String>,
-    /// Identity-bound exceptions that open tools, even denied ones.
-    #[serde(default)]
-    pub grants: Vec<GrantConfig>,
-    /// Where the identity comes from.
-    #[serde(default)]
-    pub identity: IdentityConfig,
-    /// The same rules for `prompts/list` and `prompts/get`; absent = prompts untouched.
-    #[serde(default)]
-    pub prompts: Option<RulesConfig>,
-}
-
-fn all() -> Vec<String> {
-    vec!["*".to_owned()]
-}
-
-impl ToolsConfig {
-    fn tool_rules(&self) -> RulesConfig {
-        RulesConfig {
-            allow: self.allow.clone(),
-            deny: self.deny.clone(),
-            grants: self.grants.clone(),
-        }
-    }
-}
-
-impl Validate for ToolsConfig {
-    fn validate(&self) -> Result<(), ConfigError> {
-        Rules::compile(&self.tool_rules(), "")?;
-        if let Some(p) = &self.prompts {
-            Rules::compile(p, "prompts")?;
-        }
-        let has_grants =
-            !self.grants.is_empty() || self.prompts.as_ref().is_some_and(|p| !p.grants.is_empty());
-        if has_grants && self.identity.source == IdentitySource::None {
-            return Err(ConfigError::at(
-                "identity.source",
-                "grants need a verified identity: set \"mcp_scopes\" or \"jwt_authn\"",
-            ));
-        }
-        if self.identity.metadata_key.is_some() && self.identity.source != IdentitySource::JwtAuthn
-        {
-            return Err(ConfigError::at(
-                "identity.metadata_key",
-                "only used with source \"jwt_authn\"",
-            ));
-        }
-        if self.identity.metadata_key.as_deref() == Some("") {
-            return Err(ConfigError::at(
-                "identity.metadata_key",
-                "must not be empty",
-            ));
-        }
-        Ok(())
-    }
-}
+// The configuration keys live in `mcp_core::tools` (pure, testable and schema-generated like the
+// other filters' configurations); re-exported so this crate's API is unchanged.
+pub use mcp_core::tools::{IdentityConfig, IdentitySource, ToolsConfig};
 
 /// Filter state key under which `mcp_scopes` publishes the verified claims (JSON object).
 pub const CLAIMS_PROPERTY: &str = "mcp.auth.claims";
@@ -408,6 +320,7 @@ filter_host::export_filter!(ToolsFilter);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcp_core::config::ConfigError;
 
     fn load(json: &str) -> Result<Loaded<ToolsConfig>, ConfigError> {
         mcp_core::config::load::<ToolsConfig>(json.as_bytes())

@@ -26,6 +26,7 @@ use std::ops::Range;
 
 /// What to do with a detected value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Replace it with `replacement` (`{type}` becomes the detector name).
@@ -41,9 +42,14 @@ pub enum Action {
 
 /// A custom detector: a name and a regular expression (Rust `regex` syntax).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomPattern {
     /// Detector name (`[a-z][a-z0-9_]*`, at most 32 chars), used in replacements and stats.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,31}$"))
+    )]
     pub name: String,
     /// The pattern; it must compile and must not match the empty string.
     pub pattern: String,
@@ -51,6 +57,7 @@ pub struct CustomPattern {
 
 /// The `mcp_pii` configuration keys.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Enabled built-in detectors (default: all).

@@ -22,6 +22,7 @@ pub const WELL_KNOWN_PRM: &str = "/.well-known/oauth-protected-resource";
 
 /// The filter's own configuration keys (see `docs/scopes.md` for the reference table).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScopesConfig {
     /// The public URL of the protected MCP endpoint (`https://mcp.example.com/mcp`).
@@ -57,6 +58,7 @@ pub struct ScopesConfig {
 
 /// `jwt`: in-filter verification.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
     /// The only accepted `iss`.
@@ -71,6 +73,7 @@ pub struct JwtConfig {
     /// Base64url shared secret for HS256/384/512 (only used for those algorithms).
     pub hmac_secret: Option<String>,
     /// Tolerance for `exp` and `nbf`, in seconds.
+    #[cfg_attr(feature = "schema", schemars(range(max = MAX_CLOCK_SKEW_SECONDS)))]
     pub clock_skew_seconds: Option<u64>,
     /// Verified tokens cached per worker (0 disables the cache).
     pub cache_entries: Option<usize>,
@@ -78,6 +81,7 @@ pub struct JwtConfig {
 
 /// `jwt.jwks`: inline or fetched from an Envoy cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwksConfig {
     /// The JWK Set JSON itself.
@@ -96,6 +100,7 @@ pub struct JwksConfig {
 
 /// `jwt_authn`: read the payload `envoy.filters.http.jwt_authn` stored in dynamic metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthnConfig {
     /// The provider's `payload_in_metadata` name.
@@ -104,6 +109,7 @@ pub struct JwtAuthnConfig {
 
 /// One rule: the scopes needed by the tools or methods it names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Tool name globs (`tools/call` by `params.name`).
@@ -119,6 +125,7 @@ pub struct RuleConfig {
 
 /// What happens to a tool or method no rule names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, serde::Serialize))]
 #[serde(rename_all = "lowercase")]
 pub enum Unmatched {
     /// Refused with 403 (no scope can grant it).

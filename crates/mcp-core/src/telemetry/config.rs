@@ -11,6 +11,7 @@ pub const MAX_MAX_TOOL_LABELS: usize = 1000;
 
 /// Whether and how `params._meta.traceparent` / `tracestate` are copied into HTTP headers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema, serde::Serialize))]
 #[serde(rename_all = "snake_case")]
 pub enum MetaTraceContext {
     /// Leave the HTTP trace headers alone (default).
@@ -25,6 +26,7 @@ pub enum MetaTraceContext {
 
 /// `mcp_telemetry` keys.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Set `x-mcp-method` / `x-mcp-tool` request headers for routes and rate limits.
@@ -40,6 +42,7 @@ pub struct TelemetryConfig {
     pub metric_tools: Option<Vec<String>>,
     /// Most distinct tool labels per VM (worker); later new tools count as `other`.
     #[serde(default = "default_max_tool_labels")]
+    #[cfg_attr(feature = "schema", schemars(range(max = MAX_MAX_TOOL_LABELS)))]
     pub max_tool_labels: usize,
     /// Copy `params._meta` trace context into the HTTP `traceparent`/`tracestate` headers.
     #[serde(default)]
