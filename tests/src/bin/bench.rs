@@ -469,7 +469,7 @@ struct ConfigSpec {
 
 const PLAIN: &str = "plain";
 
-const CONFIGS: [ConfigSpec; 8] = [
+const CONFIGS: [ConfigSpec; 11] = [
     ConfigSpec {
         name: "direct",
         source: Source::Direct,
@@ -481,6 +481,20 @@ const CONFIGS: [ConfigSpec; 8] = [
     ConfigSpec {
         name: "native-mcp-rbac",
         source: Source::BenchDir("native-mcp-rbac.yaml"),
+    },
+    // The floor: the cheapest possible wasm filter (bench/floor), so every filter's ratio can be
+    // read against what merely loading a wasm filter costs in this Envoy.
+    ConfigSpec {
+        name: "floor-noop",
+        source: Source::BenchDir("floor-noop.yaml"),
+    },
+    ConfigSpec {
+        name: "floor-body",
+        source: Source::BenchDir("floor-body.yaml"),
+    },
+    ConfigSpec {
+        name: "floor-both",
+        source: Source::BenchDir("floor-both.yaml"),
     },
     ConfigSpec {
         name: "mcp_tools",
