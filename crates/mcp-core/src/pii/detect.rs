@@ -245,13 +245,39 @@ pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
     let mut ipv6_done = 0usize;
     while let Some(&c) = b.get(i) {
         let class = class_of(c);
+        if is_word(c) {
+            // Every detector a word character triggers (digits, upper case, `g`, `x`, `e`) needs
+            // a token start, so only the first character of a word can start one: when it does
+            // not, the rest of the word is skipped in a tight loop instead of being looked at
+            // byte by byte (prose is mostly words; `e` alone is ~10% of English text).
+            let found = match class {
+                T_DIGIT => numeric(b, i, set),
+                T_UPPER => upper(b, i, set),
+                T_G => github(b, i, set),
+                T_X => slack(b, i, set),
+                T_E => jwt(b, i, set),
+                _ => None,
+            };
+            match found {
+                Some(f) => {
+                    i = f.range.end.max(i + 1);
+                    out.push(f);
+                }
+                None => {
+                    i += 1;
+                    while is_word(at(b, i)) {
+                        i += 1;
+                    }
+                }
+            }
+            continue;
+        }
         if class == 0 {
             i += 1;
             continue;
         }
         let found = match class {
             T_AT => email(b, i, set),
-            T_DIGIT => numeric(b, i, set),
             T_PLUS => e164(b, i, set),
             T_PAREN => nanp(b, i, set),
             T_COLON if i >= ipv6_done => {
@@ -260,10 +286,6 @@ pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
                 r.0
             }
             T_DASH => private_key(b, i, set),
-            T_UPPER => upper(b, i, set),
-            T_G => github(b, i, set),
-            T_X => slack(b, i, set),
-            T_E => jwt(b, i, set),
             _ => None,
         };
         match found {
