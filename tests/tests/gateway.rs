@@ -14,8 +14,9 @@
 )]
 
 use base64::Engine as _;
+use jwt_simple::prelude::{Claims, ECDSAP256KeyPairLike as _, ES256KeyPair};
 use mcp_integration::client::{self, Curl, HttpVersion, Session, Stateless, ACCEPT_BOTH};
-use mcp_integration::scopes_support::{self, Issuer};
+use mcp_integration::scopes_support::{self, Extra};
 use mcp_integration::server::Recorded;
 use mcp_integration::telemetry_support::{access_log, access_log_for};
 use mcp_integration::{paths, Envoy, EnvoyConfig, ServerOptions, TestServer};
@@ -651,11 +652,12 @@ fn the_upstream_gets_the_injected_credential_never_the_clients_token() {
     );
     drop(envoy);
 
-    // With mcp_scopes verifying the caller's JWT and stripping it before the injector runs.
-    let issuer = Issuer::shared().unwrap();
+    // With mcp_scopes verifying the caller's JWT (ES256: an RSA key takes seconds to make in a
+    // debug build) and stripping it before the injector runs.
+    let key = ES256KeyPair::generate().with_key_id("gw-1");
     let main = TestServer::start(ServerOptions::json()).unwrap();
     let scopes = scopes_support::config(
-        json!({"inline": issuer.jwks()}),
+        json!({"inline": scopes_support::jwks_of(&[key.public_key().to_jwk()])}),
         json!({"strip_authorization": true}),
     );
     let envoy = Envoy::start(
@@ -663,7 +665,17 @@ fn the_upstream_gets_the_injected_credential_never_the_clients_token() {
             .plugin_config("mcp_scopes", &scopes),
     )
     .unwrap();
-    let token = issuer.token(CLIENT_TOKEN_MARK, "mcp:tools");
+    let claims = Claims::with_custom_claims(
+        Extra {
+            scope: Some("mcp:tools".into()),
+            ..Extra::default()
+        },
+        jwt_simple::prelude::Duration::from_hours(1),
+    )
+    .with_issuer(scopes_support::ISSUER)
+    .with_audience(scopes_support::RESOURCE)
+    .with_subject(CLIENT_TOKEN_MARK);
+    let token = key.sign(claims).unwrap();
     let bearer = format!("Bearer {token}");
     let s = Session::initialize_with(
         &envoy.url("/mcp"),
