@@ -451,6 +451,21 @@ fn deploy_service_calls_go_to_their_own_backend() {
         .all(|r| r.header("x-mcp-tool") == Some("deploy_service")));
     // The session's non-tool traffic stays on the main server.
     assert_eq!(main.received("initialize"), 1);
+
+    // The tool's backend failing is that call's failure, not a lost session (no 404).
+    drop(deploy);
+    let (_, down) = s
+        .request(
+            "tools/call",
+            json!({"name": "deploy_service", "arguments": {"service": "x"}}),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert_eq!(
+        text_of(&s.call_tool("echo", json!({"text": "alive"})).unwrap()),
+        "alive"
+    );
 }
 
 /// POSTs a tools/call of `tool` with a raw JSON id text.
