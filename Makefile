@@ -59,8 +59,14 @@ lint: toolchain ## cargo fmt --check, clippy -D warnings on the host and on wasm
 unit: ## Native unit tests of the core, the host layer and the filters
 	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS))
 
+dev-certs/server.crt: mk/dev-certs.sh
+	rm -rf dev-certs && mk/dev-certs.sh dev-certs
+
+.PHONY: dev-certs
+dev-certs: dev-certs/server.crt ## Development CA + localhost certificate for the gateway's TLS listener (gitignored)
+
 .PHONY: validate-envoy
-validate-envoy: build envoy ## envoy --mode validate on every shipped config (with the built filters)
+validate-envoy: build envoy dev-certs ## envoy --mode validate on every shipped config (with the built filters)
 	@for c in envoy/*.yaml; do $(ENVOY_BIN) --mode validate -c $$c --log-level error >/dev/null && echo "valid: $$c" || { echo "INVALID: $$c"; $(ENVOY_BIN) --mode validate -c $$c; exit 1; }; done
 
 .PHONY: schemas
@@ -69,11 +75,12 @@ schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter'
 
 .PHONY: integration
 integration: build envoy ## Integration tests through the real Envoy binary
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples -- --test-threads 2
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples --test gateway -- --test-threads 2 --skip pypi_
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy
 	$(CARGO) test -p mcp-integration --test peers -- --test-threads 1
+	$(CARGO) test -p mcp-integration --test gateway pypi_ -- --test-threads 1
 
 .PHONY: test
 test: lint unit validate-envoy integration peers ## Everything CI runs: lint, unit, Envoy validation, integration, peers

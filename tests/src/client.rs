@@ -607,6 +607,124 @@ impl Stateless {
     }
 }
 
+/// HTTP version a [`curl`] request insists on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// `--http1.1`.
+    Http1,
+    /// `--http2` (over TLS: offered by ALPN, falls back to 1.1 if the server refuses).
+    Http2,
+}
+
+/// One request made with the `curl` command-line tool (for TLS and HTTP/2, which the built-in
+/// client does not speak), trusting `ca` and resolving `localhost` to 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct Curl<'a> {
+    /// HTTP method.
+    pub method: &'a str,
+    /// `https://localhost:<port>/mcp` (or http).
+    pub url: &'a str,
+    /// Request headers.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Request body.
+    pub body: Option<&'a str>,
+    /// HTTP version.
+    pub version: HttpVersion,
+    /// CA certificate to trust (`None`: the system store).
+    pub ca: Option<&'a std::path::Path>,
+}
+
+/// What [`Curl::send`] got back: the response and the HTTP version curl used (`1.1`, `2`).
+#[derive(Debug, Clone)]
+pub struct CurlResp {
+    /// The response (headers of the final response block).
+    pub resp: Resp,
+    /// `%{http_version}`: `1.1` or `2`.
+    pub http_version: String,
+}
+
+impl Curl<'_> {
+    /// Runs curl (at most 20 s); `Err` carries curl's exit status and message (e.g. a TLS
+    /// verification failure).
+    pub fn send(&self) -> Result<CurlResp> {
+        let dir = tempfile::tempdir().context("temp dir for curl")?;
+        let head = dir.path().join("head");
+        let body = dir.path().join("body");
+        let mut cmd = std::process::Command::new("curl");
+        cmd.arg("-sS")
+            .arg("--max-time")
+            .arg("20")
+            .arg(match self.version {
+                HttpVersion::Http1 => "--http1.1",
+                HttpVersion::Http2 => "--http2",
+            })
+            .arg("-X")
+            .arg(self.method)
+            .arg("-D")
+            .arg(&head)
+            .arg("-o")
+            .arg(&body)
+            .arg("-w")
+            .arg("%{http_version}");
+        if let Some(port) = self
+            .url
+            .strip_prefix("https://localhost:")
+            .or_else(|| self.url.strip_prefix("http://localhost:"))
+            .and_then(|r| r.split('/').next())
+        {
+            cmd.arg("--resolve")
+                .arg(format!("localhost:{port}:127.0.0.1"));
+        }
+        if let Some(ca) = self.ca {
+            cmd.arg("--cacert").arg(ca);
+        }
+        for (k, v) in self.headers {
+            cmd.arg("-H").arg(format!("{k}: {v}"));
+        }
+        if let Some(b) = self.body {
+            if !has_header(self.headers, "content-type") {
+                cmd.arg("-H").arg("content-type: application/json");
+            }
+            cmd.arg("--data-binary").arg(b);
+        }
+        let out = cmd.arg(self.url).output().context("running curl")?;
+        if !out.status.success() {
+            bail!(
+                "curl {} {} failed ({}): {}",
+                self.method,
+                self.url,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let head_text = std::fs::read_to_string(&head).context("reading curl headers")?;
+        // The last header block is the final response (after any 1xx).
+        let block = head_text
+            .split("\r\n\r\n")
+            .filter(|b| !b.trim().is_empty())
+            .last()
+            .unwrap_or_default();
+        let mut lines = block.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow!("no status line in {head_text:?}"))?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Ok(CurlResp {
+            resp: Resp {
+                status,
+                headers,
+                body: std::fs::read(&body).unwrap_or_default(),
+            },
+            http_version: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        })
+    }
+}
+
 /// One piece of a streamed body and when it arrived (relative to the request being sent).
 #[derive(Debug, Clone)]
 pub struct Chunk {

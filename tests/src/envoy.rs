@@ -79,8 +79,16 @@ impl EnvoyConfig {
     }
 
     /// Replaces all endpoints of `cluster` by the single endpoint `addr`.
-    pub fn upstream(mut self, cluster: &str, addr: SocketAddr) -> Self {
-        let endpoint = endpoint_value(addr);
+    pub fn upstream(self, cluster: &str, addr: SocketAddr) -> Self {
+        self.upstreams(cluster, &[addr])
+    }
+
+    /// Replaces all endpoints of `cluster` by `addrs` (replicas), in this order.
+    pub fn upstreams(mut self, cluster: &str, addrs: &[SocketAddr]) -> Self {
+        let lb_endpoints: Vec<Value> = addrs
+            .iter()
+            .map(|a| map_of(&[("endpoint", endpoint_value(*a))]))
+            .collect();
         let mut found = false;
         for c in seq_mut(&mut self.doc, &["static_resources", "clusters"]) {
             if c.get("name").and_then(Value::as_str) != Some(cluster) {
@@ -95,7 +103,7 @@ impl EnvoyConfig {
                 "endpoints".into(),
                 Value::Sequence(vec![map_of(&[(
                     "lb_endpoints",
-                    Value::Sequence(vec![map_of(&[("endpoint", endpoint.clone())])]),
+                    Value::Sequence(lb_endpoints.clone()),
                 )])]),
             );
         }
@@ -152,30 +160,64 @@ impl EnvoyConfig {
         self
     }
 
-    /// The `.wasm` files this config loads, as rendered (absolute, under `<repo>/dist`).
+    /// The `.wasm` files this config loads, as rendered (absolute, under `<repo>/dist`), each once
+    /// (a filter shared by several listeners is one file).
     pub fn wasm_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         collect_wasm(&self.doc, &mut out);
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|p| seen.insert(p.clone()));
         out
     }
 
-    /// Renders the YAML Envoy runs: listener on `127.0.0.1:listen_port`, admin on
-    /// `127.0.0.1:admin_port`, every `filename: ….wasm` absolute under `<repo>/dist/`.
+    /// The names of the listeners, in order (the first is the one [`Envoy::url`] talks to).
+    pub fn listener_names(&self) -> Vec<String> {
+        let mut doc = self.doc.clone();
+        seq_mut(&mut doc, &["static_resources", "listeners"])
+            .iter()
+            .map(|l| {
+                l.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// The port a listener is configured with in the file (e.g. `10443` for `mcp_tls`).
+    pub fn shipped_port(&self, listener: &str) -> Option<u16> {
+        let listeners = self.doc.get("static_resources")?.get("listeners")?;
+        let l = listeners
+            .as_sequence()?
+            .iter()
+            .find(|l| l.get("name").and_then(Value::as_str) == Some(listener))?;
+        let port = l.get("address")?.get("socket_address")?.get("port_value")?;
+        u16::try_from(port.as_u64()?).ok()
+    }
+
+    /// Renders the YAML Envoy runs: the first listener on `127.0.0.1:listen_port`, any further
+    /// listener on a free port, admin on `127.0.0.1:admin_port`, every `filename: ….wasm`
+    /// absolute under `<repo>/dist/`. See [`EnvoyConfig::render_ports`].
     pub fn render(&self, listen_port: u16, admin_port: u16) -> Result<String> {
+        self.render_ports(&[listen_port], admin_port)
+    }
+
+    /// Renders with one port per listener, in listener order (listeners beyond `ports` get a
+    /// free port). Every listener binds 127.0.0.1. A config whose TLS certificates live under
+    /// `dev-certs/` (relative to the repository root, where Envoy runs) gets them generated
+    /// first ([`paths::ensure_dev_certs`]).
+    pub fn render_ports(&self, ports: &[u16], admin_port: u16) -> Result<String> {
         if !self.errors.is_empty() {
             bail!("invalid config edits: {}", self.errors.join("; "));
         }
         let mut doc = self.doc.clone();
         let listeners = seq_mut(&mut doc, &["static_resources", "listeners"]);
-        if listeners.len() != 1 {
-            bail!(
-                "{}: expected exactly one listener, found {}",
-                self.name,
-                listeners.len()
-            );
+        if listeners.is_empty() {
+            bail!("{}: no listener", self.name);
         }
-        for l in listeners {
-            set_socket_address(l, listen_port);
+        for (i, l) in listeners.into_iter().enumerate() {
+            let port = ports.get(i).copied().unwrap_or_else(free_port);
+            set_socket_address(l, port);
         }
         let admin = doc
             .get_mut("admin")
@@ -183,7 +225,11 @@ impl EnvoyConfig {
             .ok_or_else(|| anyhow!("{}: no admin section", self.name))?;
         set_socket_address(admin, admin_port);
         absolutize_wasm(&mut doc, &paths::dist_dir());
-        serde_yaml::to_string(&doc).context("serializing rendered config")
+        let text = serde_yaml::to_string(&doc).context("serializing rendered config")?;
+        if text.contains(paths::DEV_CERTS_PREFIX) {
+            paths::ensure_dev_certs()?;
+        }
+        Ok(text)
     }
 }
 
@@ -378,8 +424,10 @@ impl EnvoyOptions {
 
 /// A running Envoy process; killed on drop.
 pub struct Envoy {
-    /// Listener port (on 127.0.0.1).
+    /// Port of the first listener (on 127.0.0.1).
     pub port: u16,
+    /// Every listener's name and port, in config order (the first is [`Envoy::port`]).
+    pub listeners: Vec<(String, u16)>,
     /// Admin port (on 127.0.0.1).
     pub admin_port: u16,
     child: Child,
@@ -429,7 +477,22 @@ impl Envoy {
         while admin_port == port {
             admin_port = free_port();
         }
-        let yaml = cfg.render(port, admin_port)?;
+        // Further listeners (e.g. TLS): their shipped port when the caller fixed the ports (the
+        // demo), else free ones.
+        let names = cfg.listener_names();
+        let mut ports = vec![port];
+        for name in names.iter().skip(1) {
+            let shipped = opts
+                .listen_port
+                .and_then(|_| cfg.shipped_port(name))
+                .filter(|p| *p != 0);
+            let mut p = shipped.unwrap_or_else(free_port);
+            while ports.contains(&p) || p == admin_port {
+                p = free_port();
+            }
+            ports.push(p);
+        }
+        let yaml = cfg.render_ports(&ports, admin_port)?;
         let dir = tempfile::Builder::new()
             .prefix("mcp-envoy-")
             .tempdir()
@@ -449,6 +512,7 @@ impl Envoy {
             .with_context(|| format!("spawning {}", bin.display()))?;
         let mut envoy = Envoy {
             port,
+            listeners: names.into_iter().zip(ports).collect(),
             admin_port,
             child,
             dir,
@@ -496,6 +560,14 @@ impl Envoy {
     /// The listener address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The port of the listener named `name` (e.g. `"mcp_tls"`).
+    pub fn listener_port(&self, name: &str) -> Option<u16> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| *p)
     }
 
     /// GETs an admin path, e.g. `"/stats?filter=wasm"`, and returns the body.
@@ -696,6 +768,9 @@ pub fn parse_stat(stats: &str, name: &str) -> Option<u64> {
 /// Runs `envoy --mode validate` on a rendered config; the error carries Envoy's output.
 pub fn validate_config(rendered_yaml: &str) -> Result<()> {
     let bin = paths::envoy_bin()?;
+    if rendered_yaml.contains(paths::DEV_CERTS_PREFIX) {
+        paths::ensure_dev_certs()?;
+    }
     let dir = tempfile::Builder::new()
         .prefix("mcp-envoy-validate-")
         .tempdir()
@@ -763,6 +838,44 @@ mod tests {
         let lb = eps[0]["lb_endpoints"].as_sequence().unwrap();
         assert_eq!(lb.len(), 1);
         assert_eq!(socket(&lb[0]["endpoint"]), ("127.0.0.1".to_string(), 4567));
+    }
+
+    #[test]
+    fn render_gives_every_listener_its_own_port_and_upstreams_lists_replicas() {
+        let a: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:4002".parse().unwrap();
+        let cfg = EnvoyConfig::load("mcp-gateway.yaml")
+            .unwrap()
+            .upstreams("mcp_upstream", &[a, b]);
+        assert_eq!(cfg.listener_names(), ["mcp", "mcp_tls"]);
+        assert_eq!(cfg.shipped_port("mcp_tls"), Some(10443));
+        let doc: Value =
+            serde_yaml::from_str(&cfg.render_ports(&[11000, 11002], 11001).unwrap()).unwrap();
+        let listeners = doc["static_resources"]["listeners"].as_sequence().unwrap();
+        assert_eq!(socket(&listeners[0]).1, 11000);
+        assert_eq!(socket(&listeners[1]).1, 11002);
+        // The TLS listener got the same HTTP filters (the YAML alias is expanded).
+        let filters = |i: usize| listeners[i]["filter_chains"][0]["filters"][0].clone();
+        assert_eq!(filters(0), filters(1));
+        let upstream = doc["static_resources"]["clusters"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "mcp_upstream")
+            .unwrap()
+            .clone();
+        let lb = upstream["load_assignment"]["endpoints"][0]["lb_endpoints"]
+            .as_sequence()
+            .unwrap()
+            .clone();
+        assert_eq!(socket(&lb[0]["endpoint"]).1, 4001);
+        assert_eq!(socket(&lb[1]["endpoint"]).1, 4002);
+        // A config naming dev-certs/ gets them generated.
+        assert!(paths::dev_certs_dir().join("server.key").is_file());
+        // render() still works: further listeners get free ports.
+        let doc: Value = serde_yaml::from_str(&cfg.render(11000, 11001).unwrap()).unwrap();
+        let tls = socket(&doc["static_resources"]["listeners"][1]).1;
+        assert!(tls != 0 && tls != 11000 && tls != 11001);
     }
 
     #[test]

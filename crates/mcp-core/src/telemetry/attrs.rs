@@ -21,6 +21,10 @@ pub mod keys {
     pub const RESOURCE_URI: &str = "mcp.resource.uri";
     /// `jsonrpc.request.id`, string form.
     pub const REQUEST_ID: &str = "jsonrpc.request.id";
+    /// Not an OpenTelemetry attribute: the request id as JSON text (`42`, `"c-1"`, escaped as
+    /// JSON), `null` for notifications, for Envoy local replies that must echo the id
+    /// (`local_reply_config` `body_format`: `"id":%FILTER_STATE(wasm.mcp.jsonrpc.id_json:PLAIN)%`).
+    pub const ID_JSON: &str = "mcp.jsonrpc.id_json";
     /// `mcp.session.id` (before 2026-07-28 only).
     pub const SESSION_ID: &str = "mcp.session.id";
     /// `mcp.protocol.version`.
@@ -34,12 +38,13 @@ pub mod keys {
     pub const RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
 
     /// Every key this filter may publish, in the order of the documentation table.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         METHOD,
         TOOL,
         PROMPT,
         RESOURCE_URI,
         REQUEST_ID,
+        ID_JSON,
         SESSION_ID,
         PROTOCOL_VERSION,
         OPERATION,
@@ -110,6 +115,7 @@ pub fn request_attributes<'a>(
             Cow::Owned(bounded(&id.to_attr_string()).to_owned()),
         ));
     }
+    out.push((keys::ID_JSON, id_json(req)));
     // The 2026-07-28 semconv: the session id "MUST NOT be set" for stateless peers.
     if era == Era::Legacy {
         if let Some(s) = head.session_id {
@@ -123,6 +129,24 @@ pub fn request_attributes<'a>(
     };
     out.push((keys::PROTOCOL_VERSION, version));
     out
+}
+
+/// The request id as JSON text for a reply to echo: the exact number text, the string re-escaped,
+/// `null` for a notification. An id longer than [`MAX_VALUE_BYTES`] is `null` too: cutting it
+/// would make the reply invalid JSON, and JSON-RPC answers `null` when the id cannot be given.
+fn id_json<'a>(req: &Request<'a>) -> Cow<'a, str> {
+    let Some(id) = &req.id else {
+        return Cow::Borrowed("null");
+    };
+    match id.raw_json() {
+        Cow::Borrowed(b) if b.len() <= MAX_VALUE_BYTES => {
+            std::str::from_utf8(b).map_or(Cow::Borrowed("null"), Cow::Borrowed)
+        }
+        Cow::Owned(b) if b.len() <= MAX_VALUE_BYTES => {
+            String::from_utf8(b).map_or(Cow::Borrowed("null"), Cow::Owned)
+        }
+        _ => Cow::Borrowed("null"),
+    }
 }
 
 /// The attributes a response adds: `error.type` and `rpc.response.status_code` for a JSON-RPC
@@ -186,13 +210,36 @@ mod tests {
             HeadFacts::default(),
         );
         assert_eq!(get(&a, keys::REQUEST_ID), Some("a\"b"));
+        assert_eq!(get(&a, keys::ID_JSON), Some(r#""a\"b""#));
         let n = attrs(
             r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
             Era::Legacy,
             HeadFacts::default(),
         );
         assert_eq!(get(&n, keys::REQUEST_ID), None);
+        assert_eq!(get(&n, keys::ID_JSON), Some("null"));
         assert_eq!(get(&n, keys::OPERATION), None);
+    }
+
+    #[test]
+    fn the_json_id_keeps_number_text_escapes_strings_and_never_cuts() {
+        let one = |body: &str| {
+            let a = attrs(body, Era::Legacy, HeadFacts::default());
+            get(&a, keys::ID_JSON).map(str::to_owned)
+        };
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":1e3,"method":"ping"}"#).as_deref(),
+            Some("1e3")
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":"x\u00e9<\/","method":"ping"}"#).as_deref(),
+            Some("\"xé</\"")
+        );
+        let long = format!(
+            r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+            "a".repeat(MAX_VALUE_BYTES)
+        );
+        assert_eq!(one(&long).as_deref(), Some("null"));
     }
 
     #[test]
