@@ -554,6 +554,14 @@ fn load_config(spec: &ConfigSpec) -> Result<Option<EnvoyConfig>> {
 /// Strips what the shipped configs add around the filters (Zipkin tracing, access logs, rate
 /// limits): plain Envoy has none of it, so leaving it in would charge Envoy's own tracer and
 /// logger to the filter. Every cell then measures the same Envoy plus the wasm filters.
+/// Envoy's own HTTP filters the shipped configs wrap around ours (rate limit, session affinity,
+/// upstream credentials): plain Envoy has none of them, so they are removed before measuring.
+const ENVOY_SIDE_FILTERS: [&str; 3] = [
+    "envoy.filters.http.local_ratelimit",
+    "envoy.filters.http.stateful_session",
+    "envoy.filters.http.credential_injector",
+];
+
 fn filters_only(cfg: EnvoyConfig) -> EnvoyConfig {
     cfg.modify(|doc| {
         let Some(listeners) = doc
@@ -579,8 +587,9 @@ fn filters_only(cfg: EnvoyConfig) -> EnvoyConfig {
                         .and_then(|h| h.as_sequence_mut())
                     {
                         http.retain(|h| {
-                            h.get("name").and_then(|n| n.as_str())
-                                != Some("envoy.filters.http.local_ratelimit")
+                            !h.get("name")
+                                .and_then(|n| n.as_str())
+                                .is_some_and(|n| ENVOY_SIDE_FILTERS.contains(&n))
                         });
                     }
                 }
