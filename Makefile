@@ -20,6 +20,7 @@ CARGO ?= cargo
 export ENVOY_BIN
 
 include mk/peers.mk
+include mk/oci.mk
 
 .PHONY: help
 help: ## List the targets
@@ -65,7 +66,7 @@ validate-envoy: build envoy ## envoy --mode validate on every shipped config (wi
 
 .PHONY: integration
 integration: build envoy ## Integration tests through the real Envoy binary
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry -- --test-threads 2
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test istio --test oci -- --test-threads 2
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy
