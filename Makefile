@@ -20,6 +20,7 @@ CARGO ?= cargo
 export ENVOY_BIN
 
 include mk/peers.mk
+include mk/oci.mk
 
 .PHONY: help
 help: ## List the targets
@@ -75,7 +76,7 @@ schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter'
 
 .PHONY: integration
 integration: build envoy ## Integration tests through the real Envoy binary
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples --test gateway -- --test-threads 2 --skip pypi_
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples --test gateway --test istio --test oci -- --test-threads 2 --skip pypi_
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy
