@@ -61,6 +61,7 @@ unit: ## Native unit tests of the core, the host layer and the filters
 	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS))
 
 dev-certs/server.crt: mk/dev-certs.sh
+	@command -v openssl >/dev/null || { echo "installing openssl (Debian)"; apt-get install -y -qq openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }; }
 	rm -rf dev-certs && mk/dev-certs.sh dev-certs
 
 .PHONY: dev-certs
@@ -75,7 +76,8 @@ schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter'
 	$(CARGO) run --quiet -p mcp-integration --bin schemas
 
 .PHONY: integration
-integration: build envoy ## Integration tests through the real Envoy binary
+integration: build envoy dev-certs ## Integration tests through the real Envoy binary (TLS tests drive curl)
+	@command -v curl >/dev/null || { echo "installing curl (Debian)"; apt-get install -y -qq curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }; }
 	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples --test gateway --test istio --test oci -- --test-threads 2 --skip pypi_
 
 .PHONY: peers
