@@ -155,46 +155,52 @@ fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
 // ---------------------------------------------------------------------------------------------
 // server-everything, run as a child process for the duration of a test
 
-/// `@modelcontextprotocol/server-everything` in `streamableHttp` mode; killed on drop.
-struct EverythingServer {
+/// A peer MCP server run as a child process for one test, on a free port, with its output in a
+/// temp dir; killed on drop (its output printed when the test failed).
+struct PeerProcess {
+    name: &'static str,
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
 }
 
-impl EverythingServer {
-    const LOG: &'static str = "server-everything.log";
+impl PeerProcess {
+    const LOG: &'static str = "output.log";
 
-    fn start(deps: &PeerDeps) -> Self {
-        // A free port is only free until someone binds it; retry on a clash.
+    /// Spawns `command(port, dir)` (stdio to the log) and waits until the port accepts
+    /// connections. A free port is only free until someone binds it: when the output contains
+    /// `in_use`, it retries on another port.
+    fn start(name: &'static str, in_use: &str, command: impl Fn(u16, &Path) -> Command) -> Self {
         let mut last_log = String::new();
         for _ in 0..3 {
             let port = free_port();
             let dir = tempfile::Builder::new()
-                .prefix("mcp-everything-")
+                .prefix("mcp-peer-")
                 .tempdir()
                 .expect("temp dir");
             let log = File::create(dir.path().join(Self::LOG)).expect("log file");
-            let child = Command::new(&deps.node)
-                .arg(&deps.everything_js)
-                .arg("streamableHttp")
-                .env("PORT", port.to_string())
+            let child = command(port, dir.path())
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone log"))
                 .stderr(log)
                 .spawn()
-                .expect("spawn server-everything");
-            let mut server = EverythingServer { child, port, dir };
-            match server.wait_listening(Duration::from_secs(30)) {
-                Ok(()) => return server,
+                .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+            let mut peer = PeerProcess {
+                name,
+                child,
+                port,
+                dir,
+            };
+            match peer.wait_listening(Duration::from_secs(30)) {
+                Ok(()) => return peer,
                 Err(log) => last_log = log,
             }
-            if !last_log.contains("EADDRINUSE") {
+            if !last_log.contains(in_use) {
                 break;
             }
         }
-        panic!("server-everything did not start; its output:\n{last_log}");
+        panic!("{name} did not start; its output:\n{last_log}");
     }
 
     /// Ok once the port accepts connections; Err(log) if the process died or never listened.
@@ -216,16 +222,16 @@ impl EverythingServer {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    fn url(&self) -> String {
-        localhost_mcp_url(self.port)
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join(Self::LOG)).unwrap_or_default()
+        fs::read_to_string(self.file(Self::LOG)).unwrap_or_default()
     }
 }
 
-impl Drop for EverythingServer {
+impl Drop for PeerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -236,10 +242,38 @@ impl Drop for EverythingServer {
                 .get(lines.len().saturating_sub(40)..)
                 .unwrap_or_default();
             eprintln!(
-                "----- server-everything output (last 40 lines) -----\n{}\n----- end -----",
+                "----- {} output (last 40 lines) -----\n{}\n----- end -----",
+                self.name,
                 tail.join("\n")
             );
         }
+    }
+}
+
+/// `@modelcontextprotocol/server-everything` in `streamableHttp` mode.
+struct EverythingServer(PeerProcess);
+
+impl EverythingServer {
+    fn start(deps: &PeerDeps) -> Self {
+        EverythingServer(PeerProcess::start(
+            "server-everything",
+            "EADDRINUSE",
+            |port, _dir| {
+                let mut c = Command::new(&deps.node);
+                c.arg(&deps.everything_js)
+                    .arg("streamableHttp")
+                    .env("PORT", port.to_string());
+                c
+            },
+        ))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.0.addr()
+    }
+
+    fn url(&self) -> String {
+        localhost_mcp_url(self.0.port)
     }
 }
 
@@ -921,95 +955,42 @@ fn redacted(detector: &str) -> String {
     format!("[REDACTED:{detector}]")
 }
 
-/// `tests/peers/pii_server.py` under one SDK generation's Python; killed on drop.
-struct PiiPeerServer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+/// `tests/peers/pii_server.py` under one SDK generation's Python.
+struct PiiPeerServer(PeerProcess);
 
 impl PiiPeerServer {
-    const LOG: &'static str = "pii-server.log";
     const RECORD: &'static str = "calls.jsonl";
 
     fn start(python: &Path) -> Self {
         let script = paths::repo_root().join("tests/peers/pii_server.py");
-        let mut last_log = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let dir = tempfile::Builder::new()
-                .prefix("mcp-pii-peer-")
-                .tempdir()
-                .expect("temp dir");
-            let log = File::create(dir.path().join(Self::LOG)).expect("log file");
-            let child = Command::new(python)
-                .arg(&script)
-                .arg(port.to_string())
-                .arg(dir.path().join(Self::RECORD))
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn pii_server.py");
-            let mut server = PiiPeerServer { child, port, dir };
-            match server.wait_listening(Duration::from_secs(30)) {
-                Ok(()) => return server,
-                Err(log) => last_log = log,
-            }
-            if !last_log.contains("address already in use") {
-                break;
-            }
-        }
-        panic!("pii_server.py did not start; its output:\n{last_log}");
-    }
-
-    fn wait_listening(&mut self, timeout: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}:\n{}", self.log()));
-            }
-            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("not listening after {timeout:?}:\n{}", self.log()))
+        PiiPeerServer(PeerProcess::start(
+            "pii_server.py",
+            "address already in use",
+            |port, dir| {
+                let mut c = Command::new(python);
+                c.arg(&script)
+                    .arg(port.to_string())
+                    .arg(dir.join(Self::RECORD));
+                c
+            },
+        ))
     }
 
     fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.0.addr()
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join(Self::LOG)).unwrap_or_default()
+        format!("http://127.0.0.1:{}/mcp", self.0.port)
     }
 
     /// The tools/call arguments the server received, in order: `{"tool", "arguments"}`.
     fn received(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.path().join(Self::RECORD))
+        fs::read_to_string(self.0.file(Self::RECORD))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).expect("record line is JSON"))
             .collect()
-    }
-}
-
-impl Drop for PiiPeerServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "----- pii_server.py output -----\n{}\n----- end -----",
-                self.log()
-            );
-        }
     }
 }
 
