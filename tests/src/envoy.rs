@@ -390,7 +390,7 @@ impl Default for EnvoyOptions {
             extra_args: Vec::new(),
             listen_port: None,
             admin_port: None,
-            ready_timeout: Duration::from_secs(20),
+            ready_timeout: Duration::from_secs(60),
         }
     }
 }
