@@ -633,7 +633,8 @@ impl<F: McpFilter> Resume for McpHttp<F> {
 impl<F: McpFilter> Drop for McpHttp<F> {
     fn drop(&mut self) {
         if let Req::Held(_) = self.req {
-            HELD.with(|h| {
+            // try_with: a context dropped while thread-locals are torn down must not panic.
+            let _ = HELD.try_with(|h| {
                 if let Ok(mut m) = h.try_borrow_mut() {
                     m.remove(&self.context_id);
                 }
