@@ -255,6 +255,23 @@ impl<F: McpFilter> McpHttp<F> {
         Action::Pause
     }
 
+    /// The filter's decision on the request headers (again when a held request is woken).
+    fn head_decision(&mut self) -> HeadAction {
+        match self.filter.as_mut() {
+            Some(f) => f.on_request_head(&self.head),
+            None => HeadAction::Pass,
+        }
+    }
+
+    /// The whole body (`size` bytes) is buffered: inspect it now, or keep it for the wake.
+    fn body_complete(&mut self, size: usize) -> Action {
+        if let Req::Held(_) = self.req {
+            self.req = Req::Held(Some(size));
+            return Action::Pause;
+        }
+        self.finish_request(size)
+    }
+
     /// The head decision, acted on (also when a held request is woken).
     fn apply_head(&mut self, action: HeadAction, body: Option<usize>) -> Action {
         match action {
@@ -615,10 +632,7 @@ impl<F: McpFilter> Resume for McpHttp<F> {
             crate::log!(Error, "#{} cannot resume: {e}", self.context_id);
             return;
         }
-        let action = match self.filter.as_mut() {
-            Some(f) => f.on_request_head(&self.head),
-            None => HeadAction::Pass,
-        };
+        let action = self.head_decision();
         // Continue from a callback of our own would resume the stream by returning; here the
         // stream was left paused, so it is resumed explicitly.
         if self.apply_head(action, body) == Action::Continue {
@@ -662,10 +676,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         };
         self.head = RequestHead::from_pairs(&pairs, end_of_stream);
         self.head.context_id = self.context_id;
-        let action = match self.filter.as_mut() {
-            Some(f) => f.on_request_head(&self.head),
-            None => HeadAction::Pass,
-        };
+        let action = self.head_decision();
         self.apply_head(action, None)
     }
 
@@ -694,12 +705,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                     // StopIterationAndBuffer: Envoy keeps accumulating; the next call sees it all.
                     return Action::Pause;
                 }
-                if let Req::Held(_) = self.req {
-                    // The whole body is in; it is read once the request is woken.
-                    self.req = Req::Held(Some(body_size));
-                    return Action::Pause;
-                }
-                self.finish_request(body_size)
+                self.body_complete(body_size)
             }
         }
     }
@@ -710,11 +716,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
             let size = abi::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
                 .map(|b| b.len())
                 .unwrap_or(0);
-            if let Req::Held(_) = self.req {
-                self.req = Req::Held(Some(size));
-                return Action::Pause;
-            }
-            return self.finish_request(size);
+            return self.body_complete(size);
         }
         Action::Continue
     }

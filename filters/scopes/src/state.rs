@@ -384,8 +384,7 @@ impl Shared {
         match abi::http_call(&r.cluster, &headers, &[], r.timeout_ms) {
             Ok(t) => keys.in_flight = Some(t),
             Err(e) => {
-                keys.failed = true;
-                self.stats.jwks_fetch_failures.inc();
+                self.fetch_failed(&mut keys);
                 filter_host::log!(Warn, "JWKS fetch from cluster {} failed: {e}", r.cluster);
             }
         }
@@ -420,6 +419,13 @@ impl Shared {
         }
     }
 
+    /// A fetch failed: counted, and remembered so an unknown `kid` answers 503 (keys we could
+    /// not load), not 401.
+    fn fetch_failed(&self, keys: &mut Keys) {
+        keys.failed = true;
+        self.stats.jwks_fetch_failures.inc();
+    }
+
     /// Handles a fetch answer; false when it is not the awaited one.
     fn on_jwks_answer(&self, token_id: u32, body_size: usize) -> bool {
         let Some(policy) = &self.policy else {
@@ -443,8 +449,7 @@ impl Shared {
         let body =
             abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         if status != "200" {
-            self.keys.borrow_mut().failed = true;
-            self.stats.jwks_fetch_failures.inc();
+            self.fetch_failed(&mut self.keys.borrow_mut());
             filter_host::log!(
                 Warn,
                 "JWKS fetch from cluster {}: HTTP status {:?}",
@@ -454,8 +459,7 @@ impl Shared {
             return true;
         }
         if let Err(e) = ring_from(&body, j) {
-            self.keys.borrow_mut().failed = true;
-            self.stats.jwks_fetch_failures.inc();
+            self.fetch_failed(&mut self.keys.borrow_mut());
             filter_host::log!(Warn, "JWKS from cluster {} unusable: {e}", r.cluster);
             return true;
         }
