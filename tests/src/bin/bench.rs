@@ -1660,7 +1660,11 @@ fn main() -> Result<()> {
     let selected_workloads: Vec<Workload> = all
         .into_iter()
         .filter(|w| {
-            args.workloads.is_empty() || args.workloads.iter().any(|s| w.key.contains(s.as_str()))
+            args.workloads.is_empty()
+                || args.workloads.iter().any(|s| match s.strip_prefix('=') {
+                    Some(exact) => w.key == exact,
+                    None => w.key.contains(s.as_str()),
+                })
         })
         .collect();
     if selected_workloads.is_empty() {
