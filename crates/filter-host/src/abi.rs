@@ -80,39 +80,65 @@ pub fn serialize_map(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
-/// Parses the proxy-wasm map format; malformed input yields the pairs read so far.
+/// The pairs of a map in the proxy-wasm map format, borrowed; malformed input yields the pairs
+/// read so far.
+pub fn map_pairs(bytes: &[u8]) -> MapPairs<'_> {
+    let count = u32_at(bytes, 0).unwrap_or(0);
+    MapPairs {
+        bytes,
+        count,
+        n: 0,
+        p: count.checked_mul(8).and_then(|n| n.checked_add(4)),
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<usize> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    let arr: [u8; 4] = s.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(arr)).ok()
+}
+
+/// Iterator of [`map_pairs`]: `(name, value)` byte slices.
+#[derive(Debug, Clone)]
+pub struct MapPairs<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    n: usize,
+    /// Where the next name starts; `None` once the input turned out malformed.
+    p: Option<usize>,
+}
+
+impl<'a> Iterator for MapPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.n >= self.count {
+            return None;
+        }
+        let p = self.p.take()?;
+        let s = 4usize.checked_add(self.n.checked_mul(8)?)?;
+        let klen = u32_at(self.bytes, s)?;
+        let vlen = u32_at(self.bytes, s.checked_add(4)?)?;
+        let k = self.bytes.get(p..p.checked_add(klen)?)?;
+        let vp = p.checked_add(klen)?.checked_add(1)?;
+        let v = self.bytes.get(vp..vp.checked_add(vlen)?)?;
+        self.p = vp.checked_add(vlen)?.checked_add(1);
+        self.n += 1;
+        Some((k, v))
+    }
+}
+
+/// Parses the proxy-wasm map format into owned pairs (lossy UTF-8); malformed input yields the
+/// pairs read so far.
 pub fn deserialize_map(bytes: &[u8]) -> Vec<(String, String)> {
-    fn u32_at(b: &[u8], at: usize) -> Option<usize> {
-        let s = b.get(at..at.checked_add(4)?)?;
-        let arr: [u8; 4] = s.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(arr)).ok()
-    }
-    let mut out = Vec::new();
-    let Some(count) = u32_at(bytes, 0) else {
-        return out;
-    };
-    let Some(mut p) = count.checked_mul(8).and_then(|n| n.checked_add(4)) else {
-        return out;
-    };
-    for n in 0..count {
-        let s = 4 + n * 8;
-        let (Some(klen), Some(vlen)) = (u32_at(bytes, s), u32_at(bytes, s + 4)) else {
-            break;
-        };
-        let Some(k) = bytes.get(p..p.saturating_add(klen)) else {
-            break;
-        };
-        p = p.saturating_add(klen + 1);
-        let Some(v) = bytes.get(p..p.saturating_add(vlen)) else {
-            break;
-        };
-        p = p.saturating_add(vlen + 1);
-        out.push((
-            String::from_utf8_lossy(k).into_owned(),
-            String::from_utf8_lossy(v).into_owned(),
-        ));
-    }
-    out
+    map_pairs(bytes)
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// Joins a property path the way the host expects (NUL-separated).
@@ -525,6 +551,12 @@ pub fn get_headers(t: MapType) -> Result<Vec<(String, String)>, HostError> {
     Ok(deserialize_map(&sys::get_headers(t)?))
 }
 
+/// All headers of a map in the proxy-wasm map format, to read with [`map_pairs`] without copying
+/// every name and value.
+pub fn get_headers_raw(t: MapType) -> Result<Vec<u8>, HostError> {
+    sys::get_headers(t)
+}
+
 /// One header value (the first if repeated), lossily decoded as UTF-8.
 pub fn get_header(t: MapType, key: &str) -> Result<Option<String>, HostError> {
     Ok(sys::get_header(t, key)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -644,8 +676,19 @@ mod tests {
     fn malformed_header_maps_never_panic() {
         let good = serialize_map(&[("a", "b"), ("cc", "dd")]);
         for cut in 0..good.len() {
-            let _ = deserialize_map(&good[..cut]);
+            let pairs = deserialize_map(&good[..cut]);
+            // Whatever comes out is a prefix of the real pairs.
+            let want = [("a", "b"), ("cc", "dd")];
+            for (got, want) in pairs.iter().zip(want) {
+                assert_eq!((got.0.as_str(), got.1.as_str()), want);
+            }
         }
+        // The first pair is there once its value is (its closing NUL is not needed).
+        let first_end = 4 + 2 * 8 + 2 + 1;
+        assert_eq!(map_pairs(&good[..first_end]).count(), 1);
+        assert_eq!(map_pairs(&good[..first_end - 1]).count(), 0);
+        let borrowed: Vec<_> = map_pairs(&good).collect();
+        assert_eq!(borrowed, [(&b"a"[..], &b"b"[..]), (&b"cc"[..], &b"dd"[..])]);
         assert!(deserialize_map(&[0xff, 0xff, 0xff, 0xff]).is_empty());
         assert!(deserialize_map(&[]).is_empty());
     }

@@ -31,27 +31,42 @@ pub struct RequestHead {
     pub mcp_name: Option<String>,
     /// `mcp-session-id` (legacy era).
     pub session_id: Option<String>,
+    /// The client sent `x-mcp-method` or `x-mcp-tool`: headers mcp_telemetry sets for routing,
+    /// which must never be taken from a client.
+    pub routing_headers: bool,
     /// The request has no body.
     pub end_of_stream: bool,
     /// Envoy's id of this request's context: what [`wake`] takes after [`HeadAction::Hold`].
     pub context_id: u32,
+    /// Host clock (ns) when the request headers arrived.
+    pub received_ns: u64,
 }
 
+/// `x-mcp-method`, `x-mcp-tool`: see [`RequestHead::routing_headers`].
+const ROUTING_HEADERS: [&[u8]; 2] = [b"x-mcp-method", b"x-mcp-tool"];
+
 impl RequestHead {
-    fn from_pairs(pairs: &[(String, String)], end_of_stream: bool) -> Self {
+    /// Reads the headers it keeps from a map in the proxy-wasm format, copying only those.
+    fn from_map(map: &[u8], end_of_stream: bool) -> Self {
         let mut h = RequestHead {
             end_of_stream,
             ..RequestHead::default()
         };
-        for (k, v) in pairs {
-            match k.as_str() {
-                ":method" => h.method.clone_from(v),
-                ":path" => h.path.clone_from(v),
-                "content-type" => h.content_type = Some(v.clone()),
-                mcp::headers::MCP_PROTOCOL_VERSION => h.protocol_version = Some(v.clone()),
-                mcp::headers::MCP_METHOD => h.mcp_method = Some(v.clone()),
-                mcp::headers::MCP_NAME => h.mcp_name = Some(v.clone()),
-                mcp::headers::MCP_SESSION_ID => h.session_id = Some(v.clone()),
+        let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        for (k, v) in abi::map_pairs(map) {
+            match k {
+                b":method" => h.method = text(v),
+                b":path" => h.path = text(v),
+                b"content-type" => h.content_type = Some(text(v)),
+                _ if k == mcp::headers::MCP_PROTOCOL_VERSION.as_bytes() => {
+                    h.protocol_version = Some(text(v));
+                }
+                _ if k == mcp::headers::MCP_METHOD.as_bytes() => h.mcp_method = Some(text(v)),
+                _ if k == mcp::headers::MCP_NAME.as_bytes() => h.mcp_name = Some(text(v)),
+                _ if k == mcp::headers::MCP_SESSION_ID.as_bytes() => {
+                    h.session_id = Some(text(v));
+                }
+                _ if ROUTING_HEADERS.contains(&k) => h.routing_headers = true,
                 _ => {}
             }
         }
@@ -150,8 +165,14 @@ pub enum RequestAction {
 pub enum ResponseInterest {
     /// No: the response streams through untouched.
     None,
-    /// Yes: JSON bodies are buffered; SSE streams are handed over event by event.
+    /// Yes, to change it: JSON bodies are held (headers too, so Content-Length can follow a
+    /// rewrite); SSE streams are handed over event by event.
     Messages,
+    /// Yes, to read it only: nothing is held or changed. A JSON body is copied as it passes and
+    /// handed over whole at its end (not at all if it exceeds `max_body_bytes`); SSE events as
+    /// they complete. The filter's [`MessageAction`] is ignored, and a failure to read (an SSE
+    /// event over the limit, a host error) ends the observation, never the response.
+    Observe,
 }
 
 /// Decision on one response message.
@@ -168,6 +189,8 @@ pub enum MessageAction {
 enum Req {
     /// Not reading the body.
     Idle,
+    /// Headers held unread until the first body callback (see `on_http_request_headers`).
+    Deferred,
     /// Body being buffered.
     Buffering,
     /// Waiting for [`wake`] ([`HeadAction::Hold`]); `Some(size)` once the whole body is buffered.
@@ -179,7 +202,11 @@ enum Req {
 enum Resp {
     Pass,
     Json,
+    /// Observed JSON: the bytes seen so far.
+    JsonSeen(Vec<u8>),
     Sse(Box<SseStream>),
+    /// Observed SSE.
+    SseSeen(Box<SseStream>),
     /// A failure under `failure_mode: closed` in a stream already started: forward nothing more.
     Dead,
 }
@@ -260,6 +287,33 @@ impl<F: McpFilter> McpHttp<F> {
         match self.filter.as_mut() {
             Some(f) => f.on_request_head(&self.head),
             None => HeadAction::Pass,
+        }
+    }
+
+    /// Reads the request headers and acts on the filter's decision.
+    fn read_head(&mut self, end_of_stream: bool, received_ns: u64) -> Action {
+        let map = match abi::get_headers_raw(MapType::HttpRequestHeaders) {
+            Ok(m) => m,
+            Err(e) => return self.request_failure(&format!("reading headers: {e}")),
+        };
+        self.head = RequestHead::from_map(&map, end_of_stream);
+        self.head.context_id = self.context_id;
+        self.head.received_ns = received_ns;
+        let action = self.head_decision();
+        self.apply_head(action, None)
+    }
+
+    /// The first body (or trailers) callback of a request whose headers were deferred: decides
+    /// on them now. `Some(action)` when that ends this callback (a reply, a pass); `None` when
+    /// the body is to be read (the request is buffering or held).
+    fn deferred_head(&mut self) -> Option<Action> {
+        if !matches!(self.req, Req::Deferred) {
+            return None;
+        }
+        let action = self.read_head(false, self.head.received_ns);
+        match self.req {
+            Req::Buffering | Req::Held(_) => None,
+            _ => Some(action),
         }
     }
 
@@ -573,6 +627,95 @@ impl<F: McpFilter> McpHttp<F> {
         }
     }
 
+    /// Reads the response headers the filter sees and asks it about them: its interest, and
+    /// the content type in lower case.
+    fn response_head(&mut self, end_of_stream: bool) -> (ResponseInterest, String) {
+        let status = abi::get_header(MapType::HttpResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let content_type = abi::get_header(MapType::HttpResponseHeaders, "content-type")
+            .ok()
+            .flatten();
+        let ct = content_type.as_deref().unwrap_or("").to_ascii_lowercase();
+        let head = ResponseHead {
+            status,
+            content_type,
+            end_of_stream,
+        };
+        let interest = match self.filter.as_mut() {
+            Some(f) => f.on_response_head(&head),
+            None => ResponseInterest::None,
+        };
+        (interest, ct)
+    }
+
+    /// Starts reading a response under [`ResponseInterest::Observe`]: SSE or JSON; anything
+    /// else passes unread.
+    fn observe(&mut self, ct: &str) {
+        if ct.starts_with("text/event-stream") {
+            self.resp = Resp::SseSeen(Box::new(SseStream::new(self.max_body_bytes())));
+        } else if ct.starts_with("application/json") {
+            self.resp = Resp::JsonSeen(Vec::new());
+        }
+    }
+
+    /// [`ResponseInterest::Observe`]: hands complete messages to the filter; the chunk passes as
+    /// it is whatever happens here.
+    fn observe_chunk(&mut self, size: usize, eos: bool) {
+        let max = self.max_body_bytes();
+        let (resp, filter) = (&mut self.resp, self.filter.as_mut());
+        let outcome = match (resp, filter) {
+            (Resp::JsonSeen(seen), Some(filter)) => {
+                if seen.len().saturating_add(size) > max {
+                    Err("body over max_body_bytes".to_string())
+                } else {
+                    match abi::get_buffer(BufferType::HttpResponseBody, 0, size) {
+                        Ok(chunk) => {
+                            seen.extend_from_slice(&chunk);
+                            if eos {
+                                let _ = filter.on_response_message(seen);
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(format!("reading the body: {e}")),
+                    }
+                }
+            }
+            (Resp::SseSeen(stream), Some(filter)) => {
+                match abi::get_buffer(BufferType::HttpResponseBody, 0, size) {
+                    Ok(chunk) => stream
+                        .push(&chunk, eos, |ev| {
+                            if let Some(data) = ev.data.as_ref() {
+                                let _ = filter.on_response_message(data.as_bytes());
+                            }
+                            EventAction::Keep
+                        })
+                        .map(drop)
+                        .map_err(|e| format!("SSE: {e}")),
+                    Err(e) => Err(format!("reading a chunk: {e}")),
+                }
+            }
+            _ => Ok(()),
+        };
+        if eos {
+            self.resp = Resp::Pass;
+        }
+        if let Err(what) = outcome {
+            // Reading was for the filter's records only: stop, let the response be.
+            crate::log!(
+                Info,
+                "#{} response no longer observed: {what}",
+                self.context_id
+            );
+            self.resp = Resp::Pass;
+            if let Some(f) = self.filter.as_mut() {
+                f.on_response_unread();
+            }
+        }
+    }
+
     fn sse_chunk(&mut self, size: usize, eos: bool) -> Action {
         let chunk = match abi::get_buffer(BufferType::HttpResponseBody, 0, size) {
             Ok(b) => b,
@@ -670,19 +813,28 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
             );
             return self.rpc_reply(503, "not_configured", body);
         }
-        let pairs = match abi::get_headers(MapType::HttpRequestHeaders) {
-            Ok(p) => p,
-            Err(e) => return self.request_failure(&format!("reading headers: {e}")),
-        };
-        self.head = RequestHead::from_pairs(&pairs, end_of_stream);
-        self.head.context_id = self.context_id;
-        let action = self.head_decision();
-        self.apply_head(action, None)
+        let received_ns = abi::now_nanos();
+        if !end_of_stream {
+            // A body follows, and with allow_on_headers_stop_iteration the headers can wait for
+            // it: they are read and decided in the first body callback, which reads the body
+            // anyway. One callback fewer doing host reads, each of which calls back into the VM
+            // to allocate (the costliest part of a host call), and nothing changes for the
+            // request: its headers go nowhere before the decision either way.
+            self.head.received_ns = received_ns;
+            self.req = Req::Deferred;
+            return Action::Pause;
+        }
+        self.read_head(end_of_stream, received_ns)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(action) = self.deferred_head() {
+            return action;
+        }
         match self.req {
             Req::Idle => Action::Continue,
+            // Left by `deferred_head` only in the states handled above or below; keep waiting.
+            Req::Deferred => Action::Pause,
             Req::Replied => Action::Pause,
             Req::Held(_) | Req::Buffering => {
                 if let Some(max) = self.over_limit(body_size) {
@@ -711,6 +863,9 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let Some(action) = self.deferred_head() {
+            return action;
+        }
         // A body followed by trailers never sees end_of_stream in the body callback.
         if matches!(self.req, Req::Buffering | Req::Held(_)) {
             let size = abi::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
@@ -726,32 +881,15 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         if matches!(self.req, Req::Replied) || !wanted {
             return Action::Continue;
         }
-        let status = abi::get_header(MapType::HttpResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let content_type = abi::get_header(MapType::HttpResponseHeaders, "content-type")
-            .ok()
-            .flatten();
-        let head = ResponseHead {
-            status,
-            content_type,
-            end_of_stream,
-        };
-        let interest = match self.filter.as_mut() {
-            Some(f) => f.on_response_head(&head),
-            None => ResponseInterest::None,
-        };
+        let (interest, ct) = self.response_head(end_of_stream);
         if interest == ResponseInterest::None || end_of_stream {
             return Action::Continue;
         }
-        let ct = head
-            .content_type
-            .as_deref()
-            .unwrap_or("")
-            .to_ascii_lowercase();
         let max = self.max_body_bytes();
+        if interest == ResponseInterest::Observe {
+            self.observe(&ct);
+            return Action::Continue;
+        }
         if ct.starts_with("text/event-stream") {
             // Events may be rewritten, so any length the upstream announced is void.
             if abi::remove_header(MapType::HttpResponseHeaders, "content-length").is_err() {
@@ -786,6 +924,10 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                 self.finish_json_response(body_size)
             }
             Resp::Sse(_) => self.sse_chunk(body_size, end_of_stream),
+            Resp::JsonSeen(_) | Resp::SseSeen(_) => {
+                self.observe_chunk(body_size, end_of_stream);
+                Action::Continue
+            }
         }
     }
 

@@ -76,6 +76,10 @@ pub trait McpFilter: Sized + 'static {
         MessageAction::Keep
     }
 
+    /// A response under [`ResponseInterest::Observe`] stopped being read before its end (a JSON
+    /// body over `max_body_bytes`, an SSE event over it, a host error): no more messages come.
+    fn on_response_unread(&mut self) {}
+
     /// The stream is complete (Envoy's log phase): record durations, outcomes.
     fn on_log(&mut self) {}
 

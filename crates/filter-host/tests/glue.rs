@@ -22,6 +22,19 @@ use std::rc::Rc;
 struct Cfg {
     #[serde(default)]
     refuse: Vec<String>,
+    /// Read responses under `ResponseInterest::Observe` instead of `Messages`.
+    #[serde(default)]
+    observe: bool,
+}
+
+thread_local! {
+    /// What the test filter was handed: head decisions (`head <path>`), response messages,
+    /// `unread`.
+    static SEEN: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn seen() -> Vec<String> {
+    SEEN.with(|s| s.borrow().clone())
 }
 
 impl Validate for Cfg {
@@ -47,6 +60,19 @@ impl McpFilter for TestFilter {
         TestFilter { cfg }
     }
 
+    /// Answers 401 at the head for the path `/refuse-at-head`.
+    fn on_request_head(&mut self, head: &filter_host::RequestHead) -> filter_host::HeadAction {
+        SEEN.with(|s| s.borrow_mut().push(format!("head {}", head.path)));
+        if head.path == "/refuse-at-head" {
+            return filter_host::HeadAction::Reply(LocalReply::json(
+                401,
+                "mcp_test_head",
+                b"{}".to_vec(),
+            ));
+        }
+        filter_host::HeadAction::Inspect
+    }
+
     fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
         let Message::Request(r) = req.message else {
             return RequestAction::Continue;
@@ -62,10 +88,22 @@ impl McpFilter for TestFilter {
     }
 
     fn on_response_head(&mut self, _h: &ResponseHead) -> ResponseInterest {
-        ResponseInterest::Messages
+        if self.cfg.filter.observe {
+            ResponseInterest::Observe
+        } else {
+            ResponseInterest::Messages
+        }
+    }
+
+    fn on_response_unread(&mut self) {
+        SEEN.with(|s| s.borrow_mut().push("unread".into()));
     }
 
     fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
+        SEEN.with(|s| {
+            s.borrow_mut()
+                .push(String::from_utf8_lossy(data).into_owned())
+        });
         if data.windows(6).any(|w| w == b"\"hide\"") {
             MessageAction::Replace(br#"{"hidden":true}"#.to_vec())
         } else {
@@ -76,9 +114,11 @@ impl McpFilter for TestFilter {
 
 fn root(config: &str) -> (McpRoot<TestFilter>, bool) {
     fake::reset();
+    SEEN.with(|s| s.borrow_mut().clear());
     fake::with(|h| h.plugin_configuration = config.as_bytes().to_vec());
     let mut r = McpRoot::<TestFilter>::new();
     let ok = r.on_configure(config.len());
+    fake::with(|h| h.reads.clear());
     (r, ok)
 }
 
@@ -150,6 +190,70 @@ fn a_valid_request_continues_untouched() {
     assert!(reply().is_none());
     assert_eq!(fake::with(|h| h.request_body.clone()), body.to_vec());
     assert_eq!(metric("mcp_test.requests_inspected"), 1);
+}
+
+#[test]
+fn request_headers_wait_unread_for_the_first_body_chunk() {
+    let (r, _) = root("");
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    // Held without a single host read: the decision comes with the body.
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert!(fake::with(|h| h.reads.is_empty()));
+    assert!(seen().is_empty(), "no head decision yet");
+    assert_eq!(ctx.on_http_request_body(10, false), Action::Pause);
+    assert_eq!(seen(), ["head /mcp"], "decided on the first chunk");
+    assert_eq!(ctx.on_http_request_body(body.len(), true), Action::Continue);
+    assert_eq!(seen(), ["head /mcp"], "and only once");
+    assert_eq!(
+        fake::with(|h| h.reads.clone()),
+        ["proxy_get_header_map_pairs", "proxy_get_buffer_bytes"]
+    );
+    assert_eq!(metric("mcp_test.requests_inspected"), 1);
+}
+
+#[test]
+fn a_head_refusal_comes_with_the_first_body_chunk_and_reads_no_body() {
+    let (r, _) = root("");
+    let body = vec![b'x'; 4096];
+    fake::with(|h| {
+        h.stage_post(&[], &body);
+        h.request_headers[1].1 = "/refuse-at-head".into();
+    });
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert!(reply().is_none());
+    assert_eq!(ctx.on_http_request_body(100, false), Action::Pause);
+    assert_eq!(reply().unwrap().status, 401);
+    // The rest of the body is swallowed, never read.
+    assert_eq!(ctx.on_http_request_body(body.len(), true), Action::Pause);
+    assert_eq!(
+        fake::with(|h| h.reads.clone()),
+        ["proxy_get_header_map_pairs"]
+    );
+    // Without a body the head is decided at once.
+    let (r, _) = root("");
+    fake::with(|h| {
+        h.stage_post(&[], b"");
+        h.request_headers[0].1 = "GET".into();
+        h.request_headers[1].1 = "/refuse-at-head".into();
+    });
+    let mut ctx = r.create_http_context(3).unwrap();
+    assert_eq!(ctx.on_http_request_headers(3, true), Action::Pause);
+    assert_eq!(reply().unwrap().status, 401);
+}
+
+#[test]
+fn a_body_ending_in_trailers_is_decided_at_the_trailers() {
+    let (r, _) = root(r#"{"refuse": ["secret"]}"#);
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}}"#;
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(body.len(), false), Action::Pause);
+    assert_eq!(ctx.on_http_request_trailers(1), Action::Pause);
+    assert_eq!(reply().unwrap().details, "mcp_test_refused");
 }
 
 #[test]
@@ -342,6 +446,121 @@ fn sse_events_are_rewritten_as_they_complete_across_chunks() {
     );
 }
 
+fn json_response(body: &[u8]) {
+    fake::with(|h| {
+        h.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/json".into()),
+            ("content-length".into(), body.len().to_string()),
+        ];
+    });
+}
+
+fn response_header(name: &str) -> Option<String> {
+    fake::with(|h| {
+        h.response_headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    })
+}
+
+#[test]
+fn an_observed_json_response_is_never_held_or_changed() {
+    let (r, ok) = root(r#"{"observe": true}"#);
+    assert!(ok);
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"x":"hide"}}"#;
+    json_response(body);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    // Each chunk passes as it comes (Continue); the message is handed over whole at the end.
+    let (a, b) = body.split_at(20);
+    for (chunk, eos) in [(a, false), (b, true)] {
+        fake::with(|h| h.response_body = chunk.to_vec());
+        assert_eq!(
+            ctx.on_http_response_body(chunk.len(), eos),
+            Action::Continue
+        );
+        assert_eq!(
+            fake::with(|h| h.response_body.clone()),
+            chunk.to_vec(),
+            "the filter's Replace is ignored"
+        );
+    }
+    assert_eq!(seen(), [String::from_utf8_lossy(body).into_owned()]);
+    assert_eq!(
+        response_header("content-length"),
+        Some(body.len().to_string())
+    );
+}
+
+#[test]
+fn an_observed_json_body_over_the_limit_passes_unread() {
+    let (r, _) = root(r#"{"observe": true, "max_body_bytes": 1024}"#);
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = vec![b' '; 1500];
+    json_response(&body);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    for (i, chunk) in body.chunks(600).enumerate() {
+        fake::with(|h| h.response_body = chunk.to_vec());
+        let eos = (i + 1) * 600 >= body.len();
+        assert_eq!(
+            ctx.on_http_response_body(chunk.len(), eos),
+            Action::Continue
+        );
+    }
+    assert_eq!(seen(), ["unread"]);
+    assert!(reply().is_none());
+    assert_eq!(
+        metric("mcp_test.failures"),
+        0,
+        "not a failure: nothing was owed"
+    );
+}
+
+#[test]
+fn observed_sse_events_are_seen_as_they_complete_and_never_changed() {
+    let (r, _) = root(r#"{"observe": true}"#);
+    let mut ctx = r.create_http_context(2).unwrap();
+    let stream = b"event: message\ndata: {\"a\":\"hide\"}\n\ndata: {\"b\":1}\n\n";
+    fake::with(|h| {
+        h.response_headers = vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "text/event-stream".into()),
+            ("content-length".into(), stream.len().to_string()),
+        ]
+    });
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    let mut out = Vec::new();
+    for (i, chunk) in stream.chunks(5).enumerate() {
+        let eos = (i + 1) * 5 >= stream.len();
+        fake::with(|h| h.response_body = chunk.to_vec());
+        assert_eq!(
+            ctx.on_http_response_body(chunk.len(), eos),
+            Action::Continue
+        );
+        out.extend(fake::with(|h| h.response_body.clone()));
+        // The first event's last byte (its blank line) is byte 34, in chunk 6.
+        if i == 5 {
+            assert!(seen().is_empty());
+        }
+        if i == 6 {
+            assert_eq!(
+                seen(),
+                [r#"{"a":"hide"}"#],
+                "the first event as soon as it completes"
+            );
+        }
+    }
+    assert_eq!(out, stream.to_vec());
+    assert_eq!(seen(), [r#"{"a":"hide"}"#, r#"{"b":1}"#]);
+    assert_eq!(
+        response_header("content-length"),
+        Some(stream.len().to_string()),
+        "nothing is rewritten, so the length stands"
+    );
+}
+
 #[test]
 fn responses_the_filter_ignores_are_never_touched() {
     struct Quiet;
@@ -455,6 +674,8 @@ fn a_held_request_can_be_refused_when_woken_and_is_never_resumed() {
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}}"#;
     post(&[], body);
     assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    // The head is decided with the first body chunk: held.
+    assert_eq!(ctx.on_http_request_body(10, false), Action::Pause);
     // Woken before the body is complete: the gate buffers it as usual and decides at the end.
     HOLDING.with(|h| h.set(false));
     assert!(filter_host::wake(8));

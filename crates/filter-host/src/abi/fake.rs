@@ -67,6 +67,9 @@ pub struct FakeHost {
     pub http_call_response_body: Vec<u8>,
     /// The last tick period set, in milliseconds.
     pub tick_period_ms: Option<u32>,
+    /// Host reads that return data, by ABI name, in order: in Envoy each one also calls back
+    /// into the VM to allocate, the costliest kind of host call (tests keep budgets of them).
+    pub reads: Vec<&'static str>,
 }
 
 thread_local! {
@@ -141,6 +144,7 @@ pub(super) fn set_tick_period_ms(ms: u32) -> Result<(), HostError> {
 
 pub(super) fn get_buffer(t: BufferType, start: usize, max: usize) -> Result<Vec<u8>, HostError> {
     with(|h| {
+        h.reads.push("proxy_get_buffer_bytes");
         let b = buffer_mut(h, t).ok_or(HostError {
             call: "proxy_get_buffer_bytes",
             status: NOT_FOUND,
@@ -174,6 +178,7 @@ pub(super) fn set_buffer(
 
 pub(super) fn get_headers(t: MapType) -> Result<Vec<u8>, HostError> {
     with(|h| {
+        h.reads.push("proxy_get_header_map_pairs");
         let m = headers_mut(h, t).ok_or(bad("proxy_get_header_map_pairs"))?;
         let pairs: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         Ok(super::serialize_map(&pairs))
@@ -182,6 +187,7 @@ pub(super) fn get_headers(t: MapType) -> Result<Vec<u8>, HostError> {
 
 pub(super) fn get_header(t: MapType, key: &str) -> Result<Option<Vec<u8>>, HostError> {
     with(|h| {
+        h.reads.push("proxy_get_header_map_value");
         let m = headers_mut(h, t).ok_or(bad("proxy_get_header_map_value"))?;
         Ok(m.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
@@ -228,7 +234,10 @@ pub(super) fn remove_header(t: MapType, key: &str) -> Result<(), HostError> {
 }
 
 pub(super) fn get_property(path: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
-    with(|h| Ok(h.properties.get(path).cloned()))
+    with(|h| {
+        h.reads.push("proxy_get_property");
+        Ok(h.properties.get(path).cloned())
+    })
 }
 
 pub(super) fn set_property(path: &[u8], value: &[u8]) -> Result<(), HostError> {
