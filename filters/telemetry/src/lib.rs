@@ -3,12 +3,13 @@
 //! Decisions come from `mcp_core::telemetry` (attributes, lenient response reading, outcome
 //! classification, bounded metric labels, header values); this crate wires them to the host:
 //! filter state via `set_property` (read by tracing `custom_tags` and access logs as
-//! `%FILTER_STATE(wasm.<attribute>:PLAIN)%`), routing headers plus `clear_route_cache`, and
+//! `%FILTER_STATE(wasm.<attribute>:PLAIN)%`), routing headers (Envoy clears the route cache when
+//! an ABI 0.2.1 module changes request headers, so routes see them), and
 //! metrics defined on first use. The filter never refuses or rewrites anything of its own:
 //! only the shared request gate can answer locally. See `docs/telemetry.md`.
 
 use filter_host::abi::{self, MapType};
-use filter_host::metrics::Registry;
+use filter_host::metrics::{Counter, Histogram, Registry};
 use filter_host::{
     HeadAction, Inspected, McpFilter, MessageAction, RequestAction, RequestHead, ResponseHead,
     ResponseInterest,
@@ -20,7 +21,7 @@ use mcp_core::telemetry::headers::{
     header_value, valid_traceparent, valid_tracestate, TRACEPARENT, TRACESTATE, X_MCP_METHOD,
     X_MCP_TOOL,
 };
-use mcp_core::telemetry::labels::{counter_name, histogram_name, method_label, OTHER};
+use mcp_core::telemetry::labels::{counter_name, histogram_name, method_label, IdCache, OTHER};
 use mcp_core::telemetry::{
     classify, keys, request_attributes, response_attributes, scan_response, HeadFacts,
     MetaTraceContext, Observed, Outcome, ResponseKind, Scan, TelemetryConfig, ToolLabels, Want,
@@ -31,10 +32,12 @@ use std::rc::Rc;
 /// Envoy's `response.code_details` for an answer that came from the upstream.
 const VIA_UPSTREAM: &str = "via_upstream";
 
-/// Per-VM state: the tool-label budget (first come, first served per worker).
+/// Per-VM state: the tool-label budget (first come, first served per worker) and the metrics
+/// already resolved for a method, tool and outcome.
 #[derive(Debug)]
 pub struct Shared {
     labels: RefCell<ToolLabels>,
+    metrics: RefCell<IdCache<(Counter, Histogram)>>,
 }
 
 /// The MCP operation a request carries (the first message of a batch).
@@ -64,7 +67,6 @@ pub struct TelemetryFilter {
     start_ns: u64,
     end_ns: Option<u64>,
     post: bool,
-    headers_changed: bool,
     seen: Seen,
     observed: Observed,
     error_published: bool,
@@ -95,10 +97,12 @@ impl TelemetryFilter {
         &self.config.filter
     }
 
+    /// Sets a request header. Envoy clears the route cache when a module of ABI 0.2.1 (this
+    /// one) changes request headers, so routes and rate-limit descriptors see the new value
+    /// (Envoy 1.40 changelog: only modules of a later ABI must clear it themselves).
     fn set_request_header(&mut self, name: &str, value: &str) {
-        match abi::set_header(MapType::HttpRequestHeaders, name, value) {
-            Ok(()) => self.headers_changed = true,
-            Err(e) => filter_host::log!(Debug, "setting {name}: {e}"),
+        if let Err(e) = abi::set_header(MapType::HttpRequestHeaders, name, value) {
+            filter_host::log!(Debug, "setting {name}: {e}");
         }
     }
 
@@ -145,20 +149,9 @@ impl TelemetryFilter {
             Some(ts) => self.set_request_header(TRACESTATE, ts),
             // A tracestate left from another trace must not ride along with the new parent.
             None => {
-                if abi::remove_header(MapType::HttpRequestHeaders, TRACESTATE).is_ok() {
-                    self.headers_changed = true;
+                if let Err(e) = abi::remove_header(MapType::HttpRequestHeaders, TRACESTATE) {
+                    filter_host::log!(Debug, "removing {TRACESTATE}: {e}");
                 }
-            }
-        }
-    }
-
-    fn clear_route_cache(&mut self) {
-        if std::mem::take(&mut self.headers_changed) {
-            // Routes computed before the headers changed would otherwise still apply. (Envoy
-            // 1.40 also clears it for ABI 0.2.1 plugins that touch headers, but that is an
-            // implementation detail.)
-            if let Err(e) = abi::call_foreign_function("clear_route_cache", &[]) {
-                filter_host::log!(Debug, "clear_route_cache: {e}");
             }
         }
     }
@@ -210,17 +203,44 @@ impl TelemetryFilter {
             Seen::Nothing if self.post => (OTHER, None),
             _ => return,
         };
-        let tool = tool.map(|t| self.shared.labels.borrow_mut().label(t));
+        let cached = self
+            .shared
+            .metrics
+            .try_borrow()
+            .ok()
+            .and_then(|m| m.get(method, tool, outcome));
+        let (counter, histogram) = match cached {
+            Some(ids) => ids,
+            None => {
+                let ids = self.resolve(method, tool, outcome);
+                if let Ok(mut m) = self.shared.metrics.try_borrow_mut() {
+                    m.insert(method, tool, outcome, ids);
+                }
+                ids
+            }
+        };
+        counter.inc();
+        histogram.record(duration_ms);
+    }
+
+    /// The metrics of a method, tool and outcome: bounded labels, names, definitions.
+    fn resolve(
+        &self,
+        method: &'static str,
+        tool: Option<&str>,
+        outcome: Outcome,
+    ) -> (Counter, Histogram) {
+        let label = tool.and_then(|t| Some(self.shared.labels.try_borrow_mut().ok()?.label(t)));
+        let tool = match (tool, &label) {
+            (Some(_), Some(l)) => Some(l.as_str()),
+            (Some(_), None) => Some(OTHER),
+            (None, _) => None,
+        };
         let mut reg = Registry::default();
-        reg.counter(&counter_name(
-            McpTelemetry::NAME,
-            method,
-            tool.as_deref(),
-            outcome,
-        ))
-        .inc();
-        reg.histogram(&histogram_name(McpTelemetry::NAME, method, tool.as_deref()))
-            .record(duration_ms);
+        (
+            reg.counter(&counter_name(McpTelemetry::NAME, method, tool, outcome)),
+            reg.histogram(&histogram_name(McpTelemetry::NAME, method, tool)),
+        )
     }
 }
 
@@ -241,6 +261,7 @@ impl McpFilter for TelemetryFilter {
             .map_err(|e| e.to_string())?;
         Ok(Shared {
             labels: RefCell::new(ToolLabels::new(allow, config.filter.max_tool_labels)),
+            metrics: RefCell::new(IdCache::default()),
         })
     }
 
@@ -251,7 +272,6 @@ impl McpFilter for TelemetryFilter {
             start_ns: 0,
             end_ns: None,
             post: false,
-            headers_changed: false,
             seen: Seen::Nothing,
             observed: Observed::default(),
             error_published: false,
@@ -259,18 +279,15 @@ impl McpFilter for TelemetryFilter {
     }
 
     fn on_request_head(&mut self, head: &RequestHead) -> HeadAction {
-        self.start_ns = abi::now_nanos();
+        self.start_ns = head.received_ns;
         self.post = head.method == "POST";
         // Routes and rate limits trust these headers, so a client must never set them.
-        for name in [X_MCP_METHOD, X_MCP_TOOL] {
-            if let Ok(Some(_)) = abi::get_header(MapType::HttpRequestHeaders, name) {
-                if abi::remove_header(MapType::HttpRequestHeaders, name).is_ok() {
-                    self.headers_changed = true;
+        if head.routing_headers {
+            for name in [X_MCP_METHOD, X_MCP_TOOL] {
+                if let Err(e) = abi::remove_header(MapType::HttpRequestHeaders, name) {
+                    filter_host::log!(Debug, "removing {name}: {e}");
                 }
             }
-        }
-        if !self.post || head.end_of_stream {
-            self.clear_route_cache();
         }
         HeadAction::Inspect
     }
@@ -284,7 +301,6 @@ impl McpFilter for TelemetryFilter {
             Message::Request(r) => self.track(r, req),
             Message::Response(_) => self.seen = Seen::ClientResponse,
         }
-        self.clear_route_cache();
         RequestAction::Continue
     }
 
@@ -307,23 +323,11 @@ impl McpFilter for TelemetryFilter {
             .as_deref()
             .unwrap_or("")
             .to_ascii_lowercase();
-        let sse = ct.starts_with("text/event-stream");
-        let json = ct.starts_with("application/json");
-        if json {
-            // A JSON body larger than the buffer limit would be a response failure for the
-            // shared driver; telemetry must never break a response, so it does not read it.
-            let too_big = abi::get_header(MapType::HttpResponseHeaders, "content-length")
-                .ok()
-                .flatten()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .is_some_and(|n| n > self.config.common.max_body_bytes);
-            if too_big {
-                return ResponseInterest::None;
-            }
-        }
-        if sse || json {
+        if ct.starts_with("text/event-stream") || ct.starts_with("application/json") {
             self.observed.awaited = true;
-            ResponseInterest::Messages
+            // Read-only: nothing is held; a body too large to read passes unread
+            // (`on_response_unread`).
+            ResponseInterest::Observe
         } else {
             ResponseInterest::None
         }
@@ -353,17 +357,39 @@ impl McpFilter for TelemetryFilter {
         MessageAction::Keep
     }
 
+    fn on_response_unread(&mut self) {
+        // The response went by unread (too large): its status alone decides the outcome.
+        if !self.observed.matched {
+            self.observed.awaited = false;
+        }
+    }
+
     fn on_log(&mut self) {
         let end = self.end_ns.unwrap_or_else(abi::now_nanos);
         let duration_ms = end.saturating_sub(self.start_ns) / 1_000_000;
-        // Read from the stream info rather than the response callbacks: local replies sent by
-        // this filter's own gate never reach `on_response_head`.
-        if let Some(code) = property_int(&["response", "code"]).and_then(|c| u32::try_from(c).ok())
+        // A 2xx seen in `on_response_head` is what the client got: nothing more to read (each
+        // property read is a host call plus an allocation call back into the VM). Otherwise
+        // read the stream info: local replies sent by this filter's own gate never reach
+        // `on_response_head`, and only a 4xx needs to know whether Envoy made it up (`denied`).
+        if !self
+            .observed
+            .status
+            .is_some_and(|s| (200..300).contains(&s))
         {
-            self.observed.status = Some(code);
+            if let Some(code) =
+                property_int(&["response", "code"]).and_then(|c| u32::try_from(c).ok())
+            {
+                self.observed.status = Some(code);
+            }
+            if self
+                .observed
+                .status
+                .is_some_and(|s| (400..500).contains(&s))
+            {
+                self.observed.local_reply = property_string(&["response", "code_details"])
+                    .is_some_and(|d| d != VIA_UPSTREAM);
+            }
         }
-        self.observed.local_reply =
-            property_string(&["response", "code_details"]).is_some_and(|d| d != VIA_UPSTREAM);
         let outcome = classify(&self.observed);
         if !self.error_published && matches!(outcome, Outcome::HttpError | Outcome::Denied) {
             // No JSON-RPC error to report: the HTTP status is the error (OTel HTTP convention),

@@ -10,7 +10,7 @@
 use crate::glob::PatternSet;
 use crate::mcp::methods;
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The label of everything outside the bounded set.
 pub const OTHER: &str = "other";
@@ -133,6 +133,68 @@ impl ToolLabels {
     }
 }
 
+/// How many raw tool names [`IdCache`] remembers (clients choose them, so it must be bounded).
+pub const MAX_CACHED_TOOLS: usize = 1024;
+
+type Entries<T> = Vec<(&'static str, Outcome, T)>;
+
+/// Whatever a request's metrics resolve to (ids), remembered per method label, raw tool name and
+/// outcome, so a request like an earlier one needs no labelling, name formatting or definition
+/// lookup. Bounded: at most [`MAX_CACHED_TOOLS`] distinct tool names are remembered; requests
+/// naming others are resolved every time (and still land on bounded labels).
+#[derive(Debug)]
+pub struct IdCache<T> {
+    no_tool: Entries<T>,
+    by_tool: HashMap<String, Entries<T>>,
+}
+
+impl<T> Default for IdCache<T> {
+    fn default() -> Self {
+        IdCache {
+            no_tool: Vec::new(),
+            by_tool: HashMap::new(),
+        }
+    }
+}
+
+fn find<T: Copy>(entries: &Entries<T>, method: &str, outcome: Outcome) -> Option<T> {
+    entries
+        .iter()
+        .find(|(m, o, _)| *o == outcome && *m == method)
+        .map(|(_, _, v)| *v)
+}
+
+impl<T: Copy> IdCache<T> {
+    /// What was remembered for these labels.
+    pub fn get(&self, method: &str, tool: Option<&str>, outcome: Outcome) -> Option<T> {
+        match tool {
+            None => find(&self.no_tool, method, outcome),
+            Some(t) => find(self.by_tool.get(t)?, method, outcome),
+        }
+    }
+
+    /// Remembers `value` (not when the tool-name budget is spent).
+    pub fn insert(&mut self, method: &'static str, tool: Option<&str>, outcome: Outcome, value: T) {
+        let entries = match tool {
+            None => &mut self.no_tool,
+            Some(t) => {
+                if !self.by_tool.contains_key(t) && self.by_tool.len() >= MAX_CACHED_TOOLS {
+                    return;
+                }
+                self.by_tool.entry(t.to_owned()).or_default()
+            }
+        };
+        if find(entries, method, outcome).is_none() {
+            entries.push((method, outcome, value));
+        }
+    }
+
+    /// How many tool names are remembered.
+    pub fn tools(&self) -> usize {
+        self.by_tool.len()
+    }
+}
+
 /// How an MCP operation ended, as the `mcp_outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
@@ -228,6 +290,36 @@ pub fn histogram_name(prefix: &str, method: &str, tool: Option<&str>) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_cache_remembers_per_method_tool_and_outcome_within_its_budget() {
+        let mut c: IdCache<u32> = IdCache::default();
+        assert_eq!(c.get("tools/call", Some("echo"), Outcome::Ok), None);
+        c.insert("tools/call", Some("echo"), Outcome::Ok, 1);
+        c.insert("tools/call", Some("echo"), Outcome::ToolError, 2);
+        c.insert("tools/list", None, Outcome::Ok, 3);
+        // A second insert for the same labels keeps the first value.
+        c.insert("tools/call", Some("echo"), Outcome::Ok, 9);
+        assert_eq!(c.get("tools/call", Some("echo"), Outcome::Ok), Some(1));
+        assert_eq!(
+            c.get("tools/call", Some("echo"), Outcome::ToolError),
+            Some(2)
+        );
+        assert_eq!(c.get("tools/call", Some("echo"), Outcome::Denied), None);
+        assert_eq!(c.get("tools/list", None, Outcome::Ok), Some(3));
+        assert_eq!(c.get("tools/list", Some(""), Outcome::Ok), None);
+        assert_eq!(c.get("prompts/get", None, Outcome::Ok), None);
+        for i in 0..MAX_CACHED_TOOLS + 10 {
+            c.insert("tools/call", Some(&format!("t{i}")), Outcome::Ok, 5);
+        }
+        assert_eq!(c.tools(), MAX_CACHED_TOOLS);
+        assert_eq!(c.get("tools/call", Some("echo"), Outcome::Ok), Some(1));
+        let last = format!("t{}", MAX_CACHED_TOOLS + 5);
+        assert_eq!(c.get("tools/call", Some(&last), Outcome::Ok), None);
+        // A remembered tool still takes new outcomes once the budget is spent.
+        c.insert("tools/call", Some("echo"), Outcome::Denied, 7);
+        assert_eq!(c.get("tools/call", Some("echo"), Outcome::Denied), Some(7));
+    }
 
     #[test]
     fn mcp_methods_are_labels_and_anything_else_is_other() {
