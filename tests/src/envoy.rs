@@ -702,6 +702,13 @@ impl Drop for Envoy {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A debugging aid (e.g. to read what a profiling build logged under `make bench`):
+        // MCP_ENVOY_LOG_DIR=<dir> keeps a copy of every Envoy's log there.
+        if let Some(keep) = std::env::var_os("MCP_ENVOY_LOG_DIR") {
+            let name = format!("envoy-{}-{}.log", self.child.id(), self.admin_port);
+            let _ = fs::create_dir_all(&keep);
+            let _ = fs::write(std::path::Path::new(&keep).join(name), self.log());
+        }
         if std::thread::panicking() {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(
