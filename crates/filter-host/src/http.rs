@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 /// What the filter sees of the request headers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RequestHead {
     /// `:method`.
     pub method: String,
@@ -31,6 +31,8 @@ pub struct RequestHead {
     pub mcp_name: Option<String>,
     /// `mcp-session-id` (legacy era).
     pub session_id: Option<String>,
+    /// `authorization` (a credential: never log it).
+    pub authorization: Option<String>,
     /// The client sent `x-mcp-method` or `x-mcp-tool`: headers mcp_telemetry sets for routing,
     /// which must never be taken from a client.
     pub routing_headers: bool,
@@ -40,6 +42,29 @@ pub struct RequestHead {
     pub context_id: u32,
     /// Host clock (ns) when the request headers arrived.
     pub received_ns: u64,
+}
+
+impl std::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("content_type", &self.content_type)
+            .field("protocol_version", &self.protocol_version)
+            .field("mcp_method", &self.mcp_method)
+            .field("mcp_name", &self.mcp_name)
+            .field("session_id", &self.session_id)
+            // A credential never reaches a log line.
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("routing_headers", &self.routing_headers)
+            .field("end_of_stream", &self.end_of_stream)
+            .field("context_id", &self.context_id)
+            .field("received_ns", &self.received_ns)
+            .finish()
+    }
 }
 
 /// `x-mcp-method`, `x-mcp-tool`: see [`RequestHead::routing_headers`].
@@ -58,6 +83,9 @@ impl RequestHead {
                 b":method" => h.method = text(v),
                 b":path" => h.path = text(v),
                 b"content-type" => h.content_type = Some(text(v)),
+                b"authorization" if h.authorization.is_none() => {
+                    h.authorization = Some(text(v));
+                }
                 _ if k == mcp::headers::MCP_PROTOCOL_VERSION.as_bytes() => {
                     h.protocol_version = Some(text(v));
                 }

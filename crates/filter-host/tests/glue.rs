@@ -701,3 +701,15 @@ fn a_held_request_that_ended_cannot_be_woken() {
         |h| h.continued.is_empty() && h.local_reply.is_none()
     ));
 }
+
+#[test]
+fn a_request_head_never_prints_its_credential() {
+    let head = filter_host::RequestHead {
+        method: "POST".into(),
+        authorization: Some("Bearer secret-token".into()),
+        ..Default::default()
+    };
+    let shown = format!("{head:?}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+    assert!(!shown.contains("secret-token"), "{shown}");
+}

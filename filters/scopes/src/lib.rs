@@ -75,11 +75,8 @@ impl ScopesFilter {
         self.shared.policy.as_ref()
     }
 
-    fn authenticate(&self, policy: &Policy) -> Result<Rc<Identity>, AuthError> {
-        let header = abi::get_header(MapType::HttpRequestHeaders, "authorization")
-            .ok()
-            .flatten();
-        let bearer = token::bearer(header.as_deref());
+    fn authenticate(&self, policy: &Policy, head: &RequestHead) -> Result<Rc<Identity>, AuthError> {
+        let bearer = token::bearer(head.authorization.as_deref());
         match &policy.authenticator {
             Authenticator::Jwt(_) => match bearer {
                 Bearer::Absent => Err(AuthError::NoToken),
@@ -193,7 +190,7 @@ impl McpFilter for ScopesFilter {
                 .push(("cache-control".into(), "public, max-age=300".into()));
             return HeadAction::Reply(r);
         }
-        let identity = match self.authenticate(policy) {
+        let identity = match self.authenticate(policy, head) {
             Ok(id) => id,
             // The token names a key the issuer may just have rotated in: wait for the refresh
             // it triggered rather than fail a valid token (once; the wake re-verifies).
@@ -255,6 +252,12 @@ impl McpFilter for ScopesFilter {
                 RequestAction::Reply(local(challenge::not_permitted(r.id.as_ref())))
             }
         }
+    }
+
+    fn wants_response(&self) -> bool {
+        // Only a tools/list under hide_unauthorized_tools is read: every other response passes
+        // without a single host read.
+        self.listing && self.policy().is_some_and(|p| p.hide_unauthorized_tools)
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {

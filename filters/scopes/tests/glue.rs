@@ -1,0 +1,115 @@
+//! Native tests of the `mcp_scopes` glue against filter-host's fake host: host-call budgets of
+//! the allowed path. (Every behaviour runs through the real Envoy in `tests/tests/scopes.rs`.)
+// Helpers fail the test by panicking; clippy's allow-*-in-tests covers only `#[test]` fns.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use filter_host::abi::fake;
+use filter_host::McpRoot;
+use jwt_simple::prelude::*;
+use mcp_scopes::ScopesFilter;
+use proxy_wasm::traits::{HttpContext, RootContext};
+use proxy_wasm::types::Action;
+
+const CALL: &str =
+    r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+
+fn now_nanos() -> u64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(d.as_nanos()).unwrap()
+}
+
+/// A configured root with an inline ES256 key, and a token for `mcp:tools` signed with it.
+fn setup(extra: &str) -> (McpRoot<ScopesFilter>, String) {
+    let key = ES256KeyPair::generate().with_key_id("k1");
+    let jwks = format!(r#"{{"keys":[{}]}}"#, key.public_key().to_jwk());
+    let config = format!(
+        r#"{{"resource": "https://mcp.example.com/mcp",
+             "authorization_servers": ["https://idp.example.com"],
+             "jwt": {{"issuer": "https://idp.example.com", "algorithms": ["ES256"],
+                      "jwks": {{"inline": {}}}}},
+             "rules": [{{"tools": ["*"], "scopes": ["mcp:tools"]}}]{extra}}}"#,
+        serde_json::to_string(&jwks).unwrap()
+    );
+    fake::reset();
+    fake::with(|h| {
+        h.plugin_configuration = config.as_bytes().to_vec();
+        h.now = now_nanos();
+    });
+    let mut r = McpRoot::<ScopesFilter>::new();
+    assert!(r.on_configure(config.len()), "configuration accepted");
+    // Scopes ride in `scope`, a claim jwt-simple has no field for.
+    #[derive(Serialize, Deserialize)]
+    struct Scope {
+        scope: String,
+    }
+    let claims = Claims::with_custom_claims(
+        Scope {
+            scope: "mcp:tools".into(),
+        },
+        Duration::from_mins(5),
+    )
+    .with_issuer("https://idp.example.com")
+    .with_audience("https://mcp.example.com/mcp")
+    .with_subject("alice");
+    (r, key.sign(claims).expect("signed"))
+}
+
+fn call(r: &McpRoot<ScopesFilter>, id: u32, token: &str) -> Box<dyn HttpContext> {
+    let auth = format!("Bearer {token}");
+    fake::with(|h| {
+        h.stage_post(&[("authorization", auth.as_str())], CALL.as_bytes());
+        h.reads.clear();
+    });
+    let mut ctx = r.create_http_context(id).unwrap();
+    assert_eq!(ctx.on_http_request_headers(4, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(CALL.len(), true), Action::Continue);
+    assert!(fake::with(|h| h.local_reply.is_none()), "allowed");
+    ctx
+}
+
+#[test]
+fn an_allowed_call_reads_headers_and_body_once_and_never_its_response() {
+    let (r, token) = setup("");
+    for id in [2, 3] {
+        let mut ctx = call(&r, id, &token);
+        fake::with(|h| {
+            h.response_headers = vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), "application/json".into()),
+            ];
+            h.response_body = br#"{"jsonrpc":"2.0","id":9,"result":{}}"#.to_vec();
+        });
+        assert_eq!(ctx.on_http_response_headers(2, false), Action::Continue);
+        assert_eq!(ctx.on_http_response_body(10, true), Action::Continue);
+        assert_eq!(
+            fake::with(|h| h.reads.clone()),
+            ["proxy_get_header_map_pairs", "proxy_get_buffer_bytes"],
+            "the token comes from the header map the gate read; the response is not looked at"
+        );
+    }
+    let hits = fake::with(|h| {
+        h.metrics
+            .iter()
+            .find(|m| m.1 == "mcp_scopes.token_cache_hits")
+            .map(|m| m.2)
+    });
+    assert_eq!(hits, Some(1), "the second call verified from the cache");
+}
+
+#[test]
+fn the_token_is_published_as_identity_and_stripped_when_asked() {
+    let (r, token) = setup(r#", "strip_authorization": true"#);
+    let _ctx = call(&r, 2, &token);
+    let (sub, scopes, auth) = fake::with(|h| {
+        (
+            h.properties.get(&b"mcp.auth.sub"[..]).cloned(),
+            h.properties.get(&b"mcp.auth.scopes"[..]).cloned(),
+            h.request_headers.iter().any(|(k, _)| k == "authorization"),
+        )
+    });
+    assert_eq!(sub.as_deref(), Some(&b"alice"[..]));
+    assert_eq!(scopes.as_deref(), Some(&b"mcp:tools"[..]));
+    assert!(!auth, "authorization removed before the upstream");
+}
