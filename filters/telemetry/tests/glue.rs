@@ -56,6 +56,17 @@ fn respond(ctx: &mut dyn HttpContext, status: u32, content_type: &str, body: &st
     ctx.on_log();
 }
 
+/// The upstream answers the call (id 9) with an empty JSON result.
+fn respond_result(ctx: &mut dyn HttpContext) {
+    respond(
+        ctx,
+        200,
+        "application/json",
+        r#"{"jsonrpc":"2.0","id":9,"result":{}}"#,
+        "via_upstream",
+    );
+}
+
 fn state(key: &str) -> Option<String> {
     fake::with(|h| {
         h.properties
@@ -194,13 +205,7 @@ fn a_call_answered_2xx_costs_five_host_reads_and_its_metrics_resolve_once() {
     for _ in 0..2 {
         fake::with(|h| h.reads.clear());
         let mut ctx = request(&r, &[], CALL);
-        respond(
-            ctx.as_mut(),
-            200,
-            "application/json",
-            r#"{"jsonrpc":"2.0","id":9,"result":{}}"#,
-            "via_upstream",
-        );
+        respond_result(ctx.as_mut());
         // Headers, body; status, content type, body. No stream-info property: a 2xx seen at
         // the response headers is what the client got.
         assert_eq!(
@@ -252,13 +257,7 @@ fn a_json_response_too_large_to_read_passes_and_counts_by_its_status() {
 fn metrics_off_defines_nothing_of_its_own() {
     let r = root(r#"{"metrics": false}"#);
     let mut ctx = request(&r, &[], CALL);
-    respond(
-        ctx.as_mut(),
-        200,
-        "application/json",
-        r#"{"jsonrpc":"2.0","id":9,"result":{}}"#,
-        "via_upstream",
-    );
+    respond_result(ctx.as_mut());
     let ours = fake::with(|h| {
         h.metrics
             .iter()
