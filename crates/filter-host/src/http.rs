@@ -861,7 +861,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         }
         match self.req {
             Req::Idle => Action::Continue,
-            // Left by `deferred_head` only in the states handled above or below; keep waiting.
+            // Not reached: `deferred_head` above has decided the head and left another state.
             Req::Deferred => Action::Pause,
             Req::Replied => Action::Pause,
             Req::Held(_) | Req::Buffering => {
