@@ -109,8 +109,37 @@ pub struct ResponseHead {
     pub status: u32,
     /// `content-type`.
     pub content_type: Option<String>,
+    /// The body's framing, from `content-type` (the only bodies the driver hands over).
+    pub framing: Framing,
     /// The response has no body.
     pub end_of_stream: bool,
+}
+
+/// How a response body carries JSON-RPC messages, by its media type (case-insensitive,
+/// parameters such as `charset` ignored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// `application/json`: one message, the whole body.
+    Json,
+    /// `text/event-stream`: one message per SSE event.
+    Sse,
+    /// Anything else (or no `content-type`): not read.
+    #[default]
+    Other,
+}
+
+impl Framing {
+    /// The framing of a `content-type` value.
+    pub fn of(content_type: Option<&str>) -> Self {
+        let ct = content_type.unwrap_or("").to_ascii_lowercase();
+        if ct.starts_with("text/event-stream") {
+            Framing::Sse
+        } else if ct.starts_with("application/json") {
+            Framing::Json
+        } else {
+            Framing::Other
+        }
+    }
 }
 
 /// A reply the filter sends instead of forwarding the request.
@@ -656,8 +685,8 @@ impl<F: McpFilter> McpHttp<F> {
     }
 
     /// Reads the response headers the filter sees and asks it about them: its interest, and
-    /// the content type in lower case.
-    fn response_head(&mut self, end_of_stream: bool) -> (ResponseInterest, String) {
+    /// the body's framing.
+    fn response_head(&mut self, end_of_stream: bool) -> (ResponseInterest, Framing) {
         let status = abi::get_header(MapType::HttpResponseHeaders, ":status")
             .ok()
             .flatten()
@@ -666,27 +695,28 @@ impl<F: McpFilter> McpHttp<F> {
         let content_type = abi::get_header(MapType::HttpResponseHeaders, "content-type")
             .ok()
             .flatten();
-        let ct = content_type.as_deref().unwrap_or("").to_ascii_lowercase();
+        let framing = Framing::of(content_type.as_deref());
         let head = ResponseHead {
             status,
             content_type,
+            framing,
             end_of_stream,
         };
         let interest = match self.filter.as_mut() {
             Some(f) => f.on_response_head(&head),
             None => ResponseInterest::None,
         };
-        (interest, ct)
+        (interest, framing)
     }
 
     /// Starts reading a response under [`ResponseInterest::Observe`]: SSE or JSON; anything
     /// else passes unread.
-    fn observe(&mut self, ct: &str) {
-        if ct.starts_with("text/event-stream") {
-            self.resp = Resp::SseSeen(Box::new(SseStream::new(self.max_body_bytes())));
-        } else if ct.starts_with("application/json") {
-            self.resp = Resp::JsonSeen(Vec::new());
-        }
+    fn observe(&mut self, framing: Framing) {
+        self.resp = match framing {
+            Framing::Sse => Resp::SseSeen(Box::new(SseStream::new(self.max_body_bytes()))),
+            Framing::Json => Resp::JsonSeen(Vec::new()),
+            Framing::Other => Resp::Pass,
+        };
     }
 
     /// [`ResponseInterest::Observe`]: hands complete messages to the filter; the chunk passes as
@@ -909,28 +939,29 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         if matches!(self.req, Req::Replied) || !wanted {
             return Action::Continue;
         }
-        let (interest, ct) = self.response_head(end_of_stream);
+        let (interest, framing) = self.response_head(end_of_stream);
         if interest == ResponseInterest::None || end_of_stream {
             return Action::Continue;
         }
-        let max = self.max_body_bytes();
         if interest == ResponseInterest::Observe {
-            self.observe(&ct);
+            self.observe(framing);
             return Action::Continue;
         }
-        if ct.starts_with("text/event-stream") {
-            // Events may be rewritten, so any length the upstream announced is void.
-            if abi::remove_header(MapType::HttpResponseHeaders, "content-length").is_err() {
-                self.count_failure();
+        match framing {
+            Framing::Sse => {
+                // Events may be rewritten, so any length the upstream announced is void.
+                if abi::remove_header(MapType::HttpResponseHeaders, "content-length").is_err() {
+                    self.count_failure();
+                }
+                self.resp = Resp::Sse(Box::new(SseStream::new(self.max_body_bytes())));
+                Action::Continue
             }
-            self.resp = Resp::Sse(Box::new(SseStream::new(max)));
-            Action::Continue
-        } else if ct.starts_with("application/json") {
-            self.resp = Resp::Json;
-            // Hold the headers so Content-Length can be set after a rewrite.
-            Action::Pause
-        } else {
-            Action::Continue
+            Framing::Json => {
+                self.resp = Resp::Json;
+                // Hold the headers so Content-Length can be set after a rewrite.
+                Action::Pause
+            }
+            Framing::Other => Action::Continue,
         }
     }
 

@@ -21,8 +21,8 @@ pub mod metrics;
 mod root;
 
 pub use http::{
-    wake, HeadAction, Inspected, LocalReply, McpHttp, MessageAction, RequestAction, RequestHead,
-    ResponseHead, ResponseInterest,
+    wake, Framing, HeadAction, Inspected, LocalReply, McpHttp, MessageAction, RequestAction,
+    RequestHead, ResponseHead, ResponseInterest,
 };
 pub use root::McpRoot;
 

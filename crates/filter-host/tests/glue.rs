@@ -713,3 +713,17 @@ fn a_request_head_never_prints_its_credential() {
     assert!(shown.contains("<redacted>"), "{shown}");
     assert!(!shown.contains("secret-token"), "{shown}");
 }
+
+#[test]
+fn a_body_framing_comes_from_its_media_type_whatever_the_case_or_parameters() {
+    use filter_host::Framing;
+    assert_eq!(Framing::of(Some("application/json")), Framing::Json);
+    assert_eq!(
+        Framing::of(Some("Application/JSON; charset=utf-8")),
+        Framing::Json
+    );
+    assert_eq!(Framing::of(Some("text/event-stream")), Framing::Sse);
+    assert_eq!(Framing::of(Some("TEXT/Event-Stream;x=1")), Framing::Sse);
+    assert_eq!(Framing::of(Some("text/plain")), Framing::Other);
+    assert_eq!(Framing::of(None), Framing::Other);
+}

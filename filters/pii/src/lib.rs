@@ -8,7 +8,8 @@
 use filter_host::abi::{self, MapType};
 use filter_host::metrics::{Counter, Registry};
 use filter_host::{
-    Inspected, LocalReply, McpFilter, MessageAction, RequestAction, ResponseHead, ResponseInterest,
+    Framing, Inspected, LocalReply, McpFilter, MessageAction, RequestAction, ResponseHead,
+    ResponseInterest,
 };
 use mcp_core::config::{FailureMode, Loaded};
 use mcp_core::json::Limits;
@@ -206,10 +207,7 @@ impl McpFilter for PiiFilter {
         if !self.shared.engine.scrubs_responses() {
             return ResponseInterest::None;
         }
-        self.sse = head
-            .content_type
-            .as_deref()
-            .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/event-stream"));
+        self.sse = head.framing == Framing::Sse;
         ResponseInterest::Messages
     }
 

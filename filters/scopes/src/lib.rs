@@ -261,11 +261,10 @@ impl McpFilter for ScopesFilter {
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
-        match self.policy() {
-            Some(p) if p.hide_unauthorized_tools && self.listing && head.status == 200 => {
-                ResponseInterest::Messages
-            }
-            _ => ResponseInterest::None,
+        if self.wants_response() && head.status == 200 {
+            ResponseInterest::Messages
+        } else {
+            ResponseInterest::None
         }
     }
 

@@ -11,8 +11,8 @@
 use filter_host::abi::{self, MapType};
 use filter_host::metrics::{Counter, Histogram, Registry};
 use filter_host::{
-    HeadAction, Inspected, McpFilter, MessageAction, RequestAction, RequestHead, ResponseHead,
-    ResponseInterest,
+    Framing, HeadAction, Inspected, McpFilter, MessageAction, RequestAction, RequestHead,
+    ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::jsonrpc::{IdOwned, Message, Request};
@@ -318,12 +318,7 @@ impl McpFilter for TelemetryFilter {
         if op.id.is_none() || head.end_of_stream {
             return ResponseInterest::None;
         }
-        let ct = head
-            .content_type
-            .as_deref()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if ct.starts_with("text/event-stream") || ct.starts_with("application/json") {
+        if head.framing != Framing::Other {
             self.observed.awaited = true;
             // Read-only: nothing is held; a body too large to read passes unread
             // (`on_response_unread`).
