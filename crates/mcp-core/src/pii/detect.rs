@@ -1,7 +1,8 @@
 //! Hand-written detectors over decoded text.
 //!
-//! One pass over the bytes with a 256-entry trigger table: most bytes of clean text are not
-//! triggers and cost one table load. A trigger (`@`, a digit or `+`/`(` at a token start, `:`,
+//! One pass over the bytes, 64 at a time: a 256-entry table gives each byte's flags, bit masks
+//! give the positions where a finding could start, and only those run a detector (see
+//! [`scan`]). A trigger (`@`, a digit or `+`/`(` at a token start, `:`,
 //! `-----BEGIN`, the first letter of a secret prefix at a token start) runs the one detector that
 //! can start there, and every candidate is validated (Luhn, mod-97, SSN area/group/serial rules,
 //! octet ranges, JWT header JSON, entropy) before it counts. Offsets are byte offsets into the
@@ -138,7 +139,7 @@ const T_E: u8 = 10; // 'e'
 
 /// The trigger class of a byte (the compiler turns this match into a lookup table).
 #[inline(always)]
-fn class_of(c: u8) -> u8 {
+const fn class_of(c: u8) -> u8 {
     match c {
         b'@' => T_AT,
         b'0'..=b'9' => T_DIGIT,
@@ -233,69 +234,119 @@ fn entropy(s: &[u8]) -> f64 {
         .sum()
 }
 
+/// Per-byte flags for [`scan`]: [`F_WORD`], [`F_TRIGGER`], [`F_DASH`].
+// Built at compile time: an out-of-bounds index would fail the build, not a request.
+#[allow(clippy::indexing_slicing)]
+static FLAGS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        let word = b.is_ascii_alphanumeric() || b == b'_';
+        let trigger = class_of(b) != 0;
+        t[c] = (word as u8) * F_WORD + (trigger as u8) * F_TRIGGER + (b == b'-') as u8 * F_DASH;
+        c += 1;
+    }
+    t
+};
+/// A word character (`[A-Za-z0-9_]`).
+const F_WORD: u8 = 1;
+/// A byte that can start a finding: anywhere if not a word character, only at the start of a
+/// word if it is one (every word-character trigger needs a token start).
+const F_TRIGGER: u8 = 2;
+/// `-`.
+const F_DASH: u8 = 4;
+
+/// The word, trigger and dash bit masks of a 64-byte block (bit k = byte k).
+#[inline(always)]
+fn masks(block: &[u8; 64]) -> (u64, u64, u64) {
+    let (mut word, mut trigger, mut dash) = (0u64, 0u64, 0u64);
+    for (g, eight) in block.chunks_exact(8).enumerate() {
+        // The flags of eight bytes in one word, then one bit per byte for each flag.
+        let mut x = 0u64;
+        for (k, &c) in eight.iter().enumerate() {
+            x |= u64::from(FLAGS.get(usize::from(c)).copied().unwrap_or(0)) << (8 * k);
+        }
+        word |= gather(x) << (8 * g);
+        trigger |= gather(x >> 1) << (8 * g);
+        dash |= gather(x >> 2) << (8 * g);
+    }
+    (word, trigger, dash)
+}
+
+/// Bit 0 of each of the eight bytes of `x`, packed into the low byte (byte k -> bit k): the
+/// partial products of the multiplication land on distinct bits, so nothing carries.
+#[inline(always)]
+fn gather(x: u64) -> u64 {
+    ((x & 0x0101_0101_0101_0101).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
 /// Runs the enabled detectors over `text`, appending what they find to `out` (in text order,
 /// possibly overlapping; see [`resolve_overlaps`]).
+///
+/// Candidates are found without a branch per byte: for each 64-byte block, bit masks of word
+/// characters, triggers and dashes come from a table, word starts from a shift, and only the
+/// trigger positions that remain (non-word triggers, word triggers at a word start, a `-` only
+/// where `--` starts) run a detector. Text costs a table load and a few bit operations per
+/// byte; branches are taken per candidate. Every detector re-checks its own left boundary, so
+/// the masks only decide what is worth asking (`scan_bytewise` in the tests is the
+/// definition this must match).
 pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
     if set.is_empty() {
         return;
     }
     let b = text.as_bytes();
-    let mut i = 0;
+    // The first position not yet consumed: the end of the last finding.
+    let mut next = 0usize;
     // Tokens already examined by the IPv6 detector (one attempt per colon-separated token).
     let mut ipv6_done = 0usize;
-    while let Some(&c) = b.get(i) {
-        let class = class_of(c);
-        if is_word(c) {
-            // Every detector a word character triggers (digits, upper case, `g`, `x`, `e`) needs
-            // a token start, so only the first character of a word can start one: when it does
-            // not, the rest of the word is skipped in a tight loop instead of being looked at
-            // byte by byte (prose is mostly words; `e` alone is ~10% of English text).
-            let found = match class {
+    let mut prev_word = 0u64;
+    let mut base = 0usize;
+    // Whole 64-byte blocks, then the rest zero-padded (a zero byte has no flag).
+    let (full, rest) = b.as_chunks::<64>();
+    let mut tail = [0u8; 64];
+    if let Some(t) = tail.get_mut(..rest.len()) {
+        t.copy_from_slice(rest);
+    }
+    let padded = (!rest.is_empty()).then_some((&tail, rest.len()));
+    for (block, len) in full.iter().map(|block| (block, 64)).chain(padded) {
+        let (word, trigger, dash) = masks(block);
+        // A `-` matters only as the start of `-----BEGIN`: keep the ones followed by a `-`.
+        let next_dash = u64::from(at(b, base + len) == b'-') << (len - 1);
+        let lone_dash = dash & !((dash >> 1) | next_dash);
+        let starts = word & !((word << 1) | prev_word);
+        let mut cand = trigger & (!word | starts) & !lone_dash;
+        prev_word = (word >> (len - 1)) & 1;
+        while cand != 0 {
+            let i = base + cand.trailing_zeros() as usize;
+            cand &= cand - 1;
+            if i < next {
+                continue;
+            }
+            let found = match class_of(at(b, i)) {
                 T_DIGIT => numeric(b, i, set),
                 T_UPPER => upper(b, i, set),
                 T_G => github(b, i, set),
                 T_X => slack(b, i, set),
                 T_E => jwt(b, i, set),
+                T_AT => email(b, i, set),
+                T_PLUS => e164(b, i, set),
+                T_PAREN => nanp(b, i, set),
+                T_COLON if i >= ipv6_done => {
+                    let r = ipv6(b, i, set);
+                    ipv6_done = r.1;
+                    r.0
+                }
+                T_DASH => private_key(b, i, set),
                 _ => None,
             };
-            match found {
-                Some(f) => {
-                    i = f.range.end.max(i + 1);
-                    out.push(f);
-                }
-                None => {
-                    i += 1;
-                    while is_word(at(b, i)) {
-                        i += 1;
-                    }
-                }
-            }
-            continue;
-        }
-        if class == 0 {
-            i += 1;
-            continue;
-        }
-        let found = match class {
-            T_AT => email(b, i, set),
-            T_PLUS => e164(b, i, set),
-            T_PAREN => nanp(b, i, set),
-            T_COLON if i >= ipv6_done => {
-                let r = ipv6(b, i, set);
-                ipv6_done = r.1;
-                r.0
-            }
-            T_DASH => private_key(b, i, set),
-            _ => None,
-        };
-        match found {
-            Some(f) => {
+            if let Some(f) = found {
                 // An email's local part starts before its '@': never jump backwards.
-                i = f.range.end.max(i + 1);
+                next = f.range.end.max(i + 1);
                 out.push(f);
             }
-            None => i += 1,
         }
+        base += len;
     }
 }
 
@@ -393,6 +444,19 @@ fn numeric(b: &[u8], i: usize, set: DetectorSet) -> Option<Found> {
     if !numeric_left_ok(b, i) {
         return None;
     }
+    // Most numbers in text are none of these (quantities, years, ids, hex, times), and the
+    // first run of digits and what follows it say so without running any detector: an IPv4
+    // address starts `d{1,3}.`, an SSN `ddd-`/`ddd `, a phone `ddd` or `1` then `-`, `.` or a
+    // space, a grouped card `dddd ` / `dddd-`, an ungrouped card is 13-19 digits.
+    let (_, n) = digits(b, i);
+    let plausible = match at(b, i + n) {
+        b'.' => n <= 3,
+        b'-' | b' ' => n <= 4,
+        _ => false,
+    } || (13..=19).contains(&n);
+    if !plausible {
+        return None;
+    }
     if set.contains(Builtin::Ipv4) {
         if let Some(f) = ipv4(b, i) {
             return Some(f);
@@ -468,8 +532,10 @@ fn luhn(d: &[u8]) -> bool {
 }
 
 fn card(b: &[u8], i: usize) -> Option<Found> {
-    // Groups of digits separated by one consistent separator (space or dash), or one run.
-    let mut groups: Vec<(usize, usize)> = Vec::with_capacity(5);
+    // Groups of digits separated by one consistent separator (space or dash), or one run:
+    // at most five groups (start, end), on the stack.
+    let mut groups = [(0usize, 0usize); 5];
+    let mut count = 0usize;
     let mut j = i;
     let mut sep = 0u8;
     loop {
@@ -477,10 +543,13 @@ fn card(b: &[u8], i: usize) -> Option<Found> {
         if n == 0 {
             break;
         }
-        groups.push((j, j + n));
+        if let Some(g) = groups.get_mut(count) {
+            *g = (j, j + n);
+        }
+        count += 1;
         j += n;
         let c = at(b, j);
-        if (c == b' ' || c == b'-') && is_digit(at(b, j + 1)) && groups.len() < 5 {
+        if (c == b' ' || c == b'-') && is_digit(at(b, j + 1)) && count < 5 {
             if sep == 0 {
                 sep = c;
             } else if sep != c {
@@ -491,34 +560,30 @@ fn card(b: &[u8], i: usize) -> Option<Found> {
             break;
         }
     }
-    if groups.len() > 1 {
+    if count > 1 && groups.first().is_none_or(|g| g.1 - g.0 != 4) {
         // Grouped: 4 first, then groups of 3–6 (4-4-4-4, 4-6-5, 4-4-4-4-3).
-        let first_ok = groups.first().is_some_and(|g| g.1 - g.0 == 4);
-        if !first_ok {
-            return None;
-        }
+        return None;
     }
     // Try the longest candidate first, dropping trailing groups (a card followed by a year).
-    let mut count = groups.len();
     while count > 0 {
         let cand = groups.get(..count)?;
         let ok_groups = count == 1 || cand.iter().skip(1).all(|g| (3..=6).contains(&(g.1 - g.0)));
-        let digits_vec: Vec<u8> = cand
-            .iter()
-            .flat_map(|g| b.get(g.0..g.1).unwrap_or_default().iter().map(|c| c - b'0'))
-            .collect();
-        let end = cand.last().map_or(i, |g| g.1);
-        if ok_groups
-            && (13..=19).contains(&digits_vec.len())
-            && numeric_right_ok(b, end)
-            && card_prefix_ok(&digits_vec)
-            && digits_vec.iter().any(|&d| Some(&d) != digits_vec.first())
-            && luhn(&digits_vec)
-        {
-            return hit(Builtin::CreditCard, i..end);
+        let mut digits_buf = [0u8; 19];
+        let mut len = 0usize;
+        for g in cand {
+            for &c in b.get(g.0..g.1).unwrap_or_default() {
+                if let Some(d) = digits_buf.get_mut(len) {
+                    *d = c - b'0';
+                }
+                len += 1;
+            }
         }
-        if count == 1 {
-            break;
+        let end = cand.last().map_or(i, |g| g.1);
+        if ok_groups && (13..=19).contains(&len) && numeric_right_ok(b, end) {
+            let d = digits_buf.get(..len).unwrap_or_default();
+            if card_prefix_ok(d) && d.iter().any(|&x| Some(&x) != d.first()) && luhn(d) {
+                return hit(Builtin::CreditCard, i..end);
+            }
         }
         count -= 1;
     }
@@ -909,15 +974,20 @@ fn iban(b: &[u8], i: usize) -> Option<Found> {
     let len = iban_length(b.get(i..i + 2)?)?;
     // Collect `len` alphanumerics, allowing single spaces or dashes between groups of four
     // (`DE89 3704 0044 0532 0130 00`).
-    let mut chars: Vec<u8> = Vec::with_capacity(len);
+    // The longest IBAN (RU) has 33 characters: kept on the stack.
+    let mut buf = [0u8; 34];
+    let mut got = 0usize;
     let mut j = i;
     let mut sep = 0u8;
-    while chars.len() < len {
+    while got < len {
         let c = at(b, j);
         if c.is_ascii_digit() || c.is_ascii_uppercase() {
-            chars.push(c);
+            if let Some(slot) = buf.get_mut(got) {
+                *slot = c;
+            }
+            got += 1;
             j += 1;
-        } else if (c == b' ' || c == b'-') && chars.len().is_multiple_of(4) && !chars.is_empty() {
+        } else if (c == b' ' || c == b'-') && got.is_multiple_of(4) && got != 0 {
             if sep == 0 {
                 sep = c;
             } else if sep != c {
@@ -932,7 +1002,7 @@ fn iban(b: &[u8], i: usize) -> Option<Found> {
         return None;
     }
     // ISO 7064 MOD 97-10: move the first four characters to the end, letters to 10..35.
-    let (head, tail) = chars.split_at_checked(4)?;
+    let (head, tail) = buf.get(..len)?.split_at_checked(4)?;
     let mut rem = 0u32;
     for &c in tail.iter().chain(head.iter()) {
         if c.is_ascii_digit() {
@@ -1179,4 +1249,109 @@ fn private_key(b: &[u8], i: usize, set: DetectorSet) -> Option<Found> {
         return None;
     }
     hit(Builtin::PrivateKey, i..close + 5)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The candidate rule of [`scan`] written the plain way, one byte at a time: a non-word
+    /// trigger anywhere, a word trigger only where a word starts, skipping what a finding
+    /// covers. [`scan`] must find exactly what this finds.
+    fn scan_bytewise(text: &str, set: DetectorSet) -> Vec<Found> {
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let (mut next, mut ipv6_done) = (0usize, 0usize);
+        for i in 0..b.len() {
+            let c = b[i];
+            let class = class_of(c);
+            let word_start = !is_word(before(b, i));
+            if i < next || class == 0 || (is_word(c) && !word_start) {
+                continue;
+            }
+            let found = match class {
+                T_DIGIT => numeric(b, i, set),
+                T_UPPER => upper(b, i, set),
+                T_G => github(b, i, set),
+                T_X => slack(b, i, set),
+                T_E => jwt(b, i, set),
+                T_AT => email(b, i, set),
+                T_PLUS => e164(b, i, set),
+                T_PAREN => nanp(b, i, set),
+                T_COLON if i >= ipv6_done => {
+                    let r = ipv6(b, i, set);
+                    ipv6_done = r.1;
+                    r.0
+                }
+                T_DASH => private_key(b, i, set),
+                _ => None,
+            };
+            if let Some(f) = found {
+                next = f.range.end.max(i + 1);
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    /// Values, fragments of values and look-alikes, glued by separators into texts that cross
+    /// the 64-byte block boundaries of [`scan`] at every offset.
+    const PIECES: &[&str] = &[
+        "4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111", "378282246310005",
+        "3782 822463 10005", "4111 1111 1111 1111 2024", "536-22-8714", "536 22 8714",
+        "000-12-3456", "+44 20 7946 0958", "+1 (415) 555-0100", "(415) 555-0132",
+        "1-415-555-0132", "415.555.0132", "DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32",
+        "203.0.113.42", "10.0.0.1/24", "1.2.3.4.5", "v1.2.3.4", "2001:db8::8a2e:370:7334", "::1",
+        "10:30:00", "AKIAUVW75EFR6EDT4SYW", "AKIAIOSFODNN7EXAMPLE",
+        "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d",
+        "xoxb-123456789012-1234567890123-abcdefghijklmnopqrstuvwx",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgwMbRvI0MBZhpF\n-----END RSA PRIVATE KEY-----",
+        "jane.doe@acme-corp.com", "a@b.co", "icon@2x.png", "ORD-2025-100000", "2025-01-01T10:00:00Z",
+        "550e8400-e29b-41d4-a716-446655440000", "$1,299.00", "build 4.0.0.1", "--", "1234", "12345",
+        "123", "1", "9999", "0958", "eyJ", "gho_", "xox", "ASIA",
+    ];
+    const GLUE: &[&str] = &[
+        " ", " ", "-", ".", ",", ":", "(", ")", "\n", "/", "+", "@", "_", "é", "", "x", "A", "e",
+        "—",
+    ];
+
+    #[test]
+    fn block_scan_finds_exactly_what_a_bytewise_scan_finds() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut found_any = 0;
+        for round in 0..50_000 {
+            let mut text = String::new();
+            for _ in 0..1 + rand(24) {
+                let piece = PIECES[rand(PIECES.len())];
+                if rand(3) == 0 {
+                    // A fragment: values cut anywhere are look-alikes too.
+                    let (a, z) = (rand(piece.len() + 1), rand(piece.len() + 1));
+                    text.push_str(piece.get(a.min(z)..a.max(z)).unwrap_or(piece));
+                } else {
+                    text.push_str(piece);
+                }
+                text.push_str(GLUE[rand(GLUE.len())]);
+            }
+            let mut fast = Vec::new();
+            scan(&text, DetectorSet::all(), &mut fast);
+            assert_eq!(
+                fast,
+                scan_bytewise(&text, DetectorSet::all()),
+                "round {round}: {text:?}"
+            );
+            found_any += usize::from(!fast.is_empty());
+        }
+        assert!(
+            found_any > 25_000,
+            "the texts exercise the detectors: {found_any}"
+        );
+    }
 }
