@@ -503,7 +503,7 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut last = 0;
-    let mut i = 0;
+    let mut i = find_escape_candidate(bytes, 0);
     while let Some(&c) = bytes.get(i) {
         let mut unicode_escape = [b'\\', b'u', b'0', b'0', b'0', b'0'];
         let (esc, width): (&[u8], usize) = match c {
@@ -527,12 +527,12 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
                 Some(0xA8) => (b"\\u2028", 3),
                 Some(0xA9) => (b"\\u2029", 3),
                 _ => {
-                    i += 1;
+                    i = find_escape_candidate(bytes, i + 1);
                     continue;
                 }
             },
             _ => {
-                i += 1;
+                i = find_escape_candidate(bytes, i + 1);
                 continue;
             }
         };
@@ -540,6 +540,7 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(esc);
         i += width;
         last = i;
+        i = find_escape_candidate(bytes, i);
     }
     out.extend_from_slice(bytes.get(last..).unwrap_or_default());
     out.push(b'"');
@@ -584,6 +585,66 @@ fn find_string_special(b: &[u8], mut i: usize) -> usize {
     }
     while let Some(&c) = b.get(i) {
         if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// The first byte at or after `i` that [`write_escaped`] may have to escape (`"`, `\\`, a
+/// control character, or `0xE2`, the lead byte of U+2028/U+2029), or `b.len()`: runs of
+/// ordinary text are copied whole.
+fn find_escape_candidate(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(arr);
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        let e = w ^ (LO * 0xE2);
+        // Lowest flagged byte is exact for each mask (borrows only pollute higher bytes).
+        let m = (q.wrapping_sub(LO) & !q & HI)
+            | (s.wrapping_sub(LO) & !s & HI)
+            | (e.wrapping_sub(LO) & !e & HI)
+            | (w.wrapping_sub(LO * 0x20) & !w & HI);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 || c == 0xE2 {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// The first `"` or `\\` at or after `i` (`b.len()` if none): what ends a string that was
+/// already validated, so control characters need not be looked for.
+fn find_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let w = u64::from_le_bytes(arr);
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        let m = (q.wrapping_sub(LO) & !q & HI) | (s.wrapping_sub(LO) & !s & HI);
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' {
             return i;
         }
         i += 1;
@@ -674,7 +735,7 @@ pub(crate) fn string_end(b: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut i = start + 1;
     let mut escaped = false;
     loop {
-        i = find_string_special(b, i);
+        i = find_quote_or_backslash(b, i);
         match b.get(i)? {
             b'"' => return Some((i + 1, escaped)),
             b'\\' => {

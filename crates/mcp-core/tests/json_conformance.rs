@@ -492,6 +492,42 @@ fn write_escaped_produces_json_that_round_trips() {
 }
 
 #[test]
+fn write_escaped_finds_every_special_character_at_every_offset() {
+    // The char-by-char definition the word-at-a-time scan must agree with.
+    fn expected(s: &str) -> String {
+        let mut e = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => e.push_str("\\\""),
+                '\\' => e.push_str("\\\\"),
+                '\n' => e.push_str("\\n"),
+                '\r' => e.push_str("\\r"),
+                '\t' => e.push_str("\\t"),
+                '\u{8}' => e.push_str("\\b"),
+                '\u{c}' => e.push_str("\\f"),
+                '\u{2028}' => e.push_str("\\u2028"),
+                '\u{2029}' => e.push_str("\\u2029"),
+                c if (c as u32) < 0x20 => e.push_str(&format!("\\u{:04x}", c as u32)),
+                c => e.push(c),
+            }
+        }
+        e.push('"');
+        e
+    }
+    // `€` (E2 82 AC) shares U+2028's lead byte and stays as it is.
+    for special in [
+        "\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{2028}", "\u{2029}", "€", "é", "\u{7f}",
+    ] {
+        for at in 0..20 {
+            let s = format!("{}{special}{}", "a".repeat(at), "b".repeat(19 - at));
+            let mut out = Vec::new();
+            json::write_escaped(&mut out, &s);
+            assert_eq!(String::from_utf8(out).unwrap(), expected(&s), "{s:?}");
+        }
+    }
+}
+
+#[test]
 fn value_debug_output_is_bounded() {
     let big = format!("[\"{}\"]", "x".repeat(100_000));
     let v = json::validate(big.as_bytes(), &lim()).unwrap();

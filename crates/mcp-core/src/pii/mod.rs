@@ -933,8 +933,21 @@ impl<'a> Walker<'a> {
     /// A `CallToolResult`: `content`, `structuredContent` (and a text block that is its
     /// serialized copy, scrubbed identically), `inputRequests`.
     fn tool_result(&mut self, result: Value<'a>) {
-        let structured = result.get("structuredContent");
-        if let Some(content) = result.get("content") {
+        // One pass over the members (each pass re-reads the whole content): the first of
+        // each key, as `Value::get` would find it.
+        let (mut content, mut structured, mut input_requests) = (None, None, None);
+        for m in result.members() {
+            let slot = match &*m.key {
+                "content" => &mut content,
+                "structuredContent" => &mut structured,
+                "inputRequests" => &mut input_requests,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(m.value);
+            }
+        }
+        if let Some(content) = content {
             self.push(Seg::Key(Cow::Borrowed("content")));
             for (i, block) in content.elements().enumerate() {
                 self.push(Seg::Index(i));
@@ -961,7 +974,13 @@ impl<'a> Walker<'a> {
             }
             self.pop();
         }
-        self.scope_at(result, &["inputRequests"], Scope::Mcp);
+        if let Some(requests) = input_requests {
+            self.push(Seg::Key(Cow::Borrowed("inputRequests")));
+            if let Some(included) = self.root_state() {
+                self.value(requests, Scope::Mcp, included);
+            }
+            self.pop();
+        }
     }
 
     /// Scrubs the JSON text of a text block that equals `structuredContent` as if it were
