@@ -561,95 +561,84 @@ pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Index of the first byte at or after `i` that is `"`, `\` or a control character, or
-/// `b.len()`. Eight bytes at a time (SWAR): strings are most of an MCP body.
-#[inline]
-fn find_string_special(b: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in the bytes of `w` equal to `c`. Exact for the lowest such byte; a borrow can
+/// also flag a higher byte, so only the lowest flag of a word may be trusted.
+#[inline(always)]
+fn bytes_eq(w: u64, c: u8) -> u64 {
+    let x = w ^ (LO * u64::from(c));
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// High bit set in the bytes of `w` below `0x20` (control characters); same caveat.
+#[inline(always)]
+fn bytes_control(w: u64) -> u64 {
+    w.wrapping_sub(LO * 0x20) & !w & HI
+}
+
+/// Index of the first byte at or after `i` for which `hit` holds, or `b.len()`. Eight bytes at
+/// a time (SWAR): `flags` must mark, in the high bit of each byte, at least the lowest byte of a
+/// word for which `hit` holds and no lower one (strings are most of an MCP body).
+#[inline(always)]
+fn find_byte(
+    b: &[u8],
+    mut i: usize,
+    flags: impl Fn(u64) -> u64,
+    hit: impl Fn(u8) -> bool,
+) -> usize {
     while let Some(chunk) = b.get(i..i + 8) {
         let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
             break;
         };
-        let w = u64::from_le_bytes(arr);
-        let q = w ^ (LO * u64::from(b'"'));
-        let s = w ^ (LO * u64::from(b'\\'));
-        // Lowest flagged byte is exact for each mask (borrows only pollute higher bytes).
-        let m = (q.wrapping_sub(LO) & !q & HI)
-            | (s.wrapping_sub(LO) & !s & HI)
-            | (w.wrapping_sub(LO * 0x20) & !w & HI);
+        let m = flags(u64::from_le_bytes(arr));
         if m != 0 {
             return i + (m.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
+        if hit(c) {
             return i;
         }
         i += 1;
     }
     b.len()
+}
+
+/// The first `"`, `\` or control character at or after `i`, or `b.len()`.
+#[inline]
+fn find_string_special(b: &[u8], i: usize) -> usize {
+    find_byte(
+        b,
+        i,
+        |w| bytes_eq(w, b'"') | bytes_eq(w, b'\\') | bytes_control(w),
+        |c| c == b'"' || c == b'\\' || c < 0x20,
+    )
 }
 
 /// The first byte at or after `i` that [`write_escaped`] may have to escape (`"`, `\\`, a
 /// control character, or `0xE2`, the lead byte of U+2028/U+2029), or `b.len()`: runs of
 /// ordinary text are copied whole.
-fn find_escape_candidate(b: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let w = u64::from_le_bytes(arr);
-        let q = w ^ (LO * u64::from(b'"'));
-        let s = w ^ (LO * u64::from(b'\\'));
-        let e = w ^ (LO * 0xE2);
-        // Lowest flagged byte is exact for each mask (borrows only pollute higher bytes).
-        let m = (q.wrapping_sub(LO) & !q & HI)
-            | (s.wrapping_sub(LO) & !s & HI)
-            | (e.wrapping_sub(LO) & !e & HI)
-            | (w.wrapping_sub(LO * 0x20) & !w & HI);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 || c == 0xE2 {
-            return i;
-        }
-        i += 1;
-    }
-    b.len()
+fn find_escape_candidate(b: &[u8], i: usize) -> usize {
+    find_byte(
+        b,
+        i,
+        |w| bytes_eq(w, b'"') | bytes_eq(w, b'\\') | bytes_eq(w, 0xE2) | bytes_control(w),
+        |c| c == b'"' || c == b'\\' || c < 0x20 || c == 0xE2,
+    )
 }
 
 /// The first `"` or `\\` at or after `i` (`b.len()` if none): what ends a string that was
 /// already validated, so control characters need not be looked for.
-fn find_quote_or_backslash(b: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let Ok(arr) = <[u8; 8]>::try_from(chunk) else {
-            break;
-        };
-        let w = u64::from_le_bytes(arr);
-        let q = w ^ (LO * u64::from(b'"'));
-        let s = w ^ (LO * u64::from(b'\\'));
-        let m = (q.wrapping_sub(LO) & !q & HI) | (s.wrapping_sub(LO) & !s & HI);
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' {
-            return i;
-        }
-        i += 1;
-    }
-    b.len()
+fn find_quote_or_backslash(b: &[u8], i: usize) -> usize {
+    find_byte(
+        b,
+        i,
+        |w| bytes_eq(w, b'"') | bytes_eq(w, b'\\'),
+        |c| c == b'"' || c == b'\\',
+    )
 }
 
 fn hex4(b: &[u8], i: usize) -> Option<u32> {

@@ -323,23 +323,7 @@ pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
             if i < next {
                 continue;
             }
-            let found = match class_of(at(b, i)) {
-                T_DIGIT => numeric(b, i, set),
-                T_UPPER => upper(b, i, set),
-                T_G => github(b, i, set),
-                T_X => slack(b, i, set),
-                T_E => jwt(b, i, set),
-                T_AT => email(b, i, set),
-                T_PLUS => e164(b, i, set),
-                T_PAREN => nanp(b, i, set),
-                T_COLON if i >= ipv6_done => {
-                    let r = ipv6(b, i, set);
-                    ipv6_done = r.1;
-                    r.0
-                }
-                T_DASH => private_key(b, i, set),
-                _ => None,
-            };
+            let found = detect_at(b, i, set, &mut ipv6_done);
             if let Some(f) = found {
                 // An email's local part starts before its '@': never jump backwards.
                 next = f.range.end.max(i + 1);
@@ -347,6 +331,29 @@ pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
             }
         }
         base += len;
+    }
+}
+
+/// Runs the one detector a trigger at `i` can start. `ipv6_done`: the end of the last token
+/// the IPv6 detector examined (one attempt per colon-separated token).
+#[inline]
+fn detect_at(b: &[u8], i: usize, set: DetectorSet, ipv6_done: &mut usize) -> Option<Found> {
+    match class_of(at(b, i)) {
+        T_DIGIT => numeric(b, i, set),
+        T_UPPER => upper(b, i, set),
+        T_G => github(b, i, set),
+        T_X => slack(b, i, set),
+        T_E => jwt(b, i, set),
+        T_AT => email(b, i, set),
+        T_PLUS => e164(b, i, set),
+        T_PAREN => nanp(b, i, set),
+        T_COLON if i >= *ipv6_done => {
+            let r = ipv6(b, i, set);
+            *ipv6_done = r.1;
+            r.0
+        }
+        T_DASH => private_key(b, i, set),
+        _ => None,
     }
 }
 
@@ -1270,23 +1277,7 @@ mod tests {
             if i < next || class == 0 || (is_word(c) && !word_start) {
                 continue;
             }
-            let found = match class {
-                T_DIGIT => numeric(b, i, set),
-                T_UPPER => upper(b, i, set),
-                T_G => github(b, i, set),
-                T_X => slack(b, i, set),
-                T_E => jwt(b, i, set),
-                T_AT => email(b, i, set),
-                T_PLUS => e164(b, i, set),
-                T_PAREN => nanp(b, i, set),
-                T_COLON if i >= ipv6_done => {
-                    let r = ipv6(b, i, set);
-                    ipv6_done = r.1;
-                    r.0
-                }
-                T_DASH => private_key(b, i, set),
-                _ => None,
-            };
+            let found = detect_at(b, i, set, &mut ipv6_done);
             if let Some(f) = found {
                 next = f.range.end.max(i + 1);
                 out.push(f);
