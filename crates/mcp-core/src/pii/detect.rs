@@ -571,23 +571,24 @@ fn card(b: &[u8], i: usize) -> Option<Found> {
         // Grouped: 4 first, then groups of 3–6 (4-4-4-4, 4-6-5, 4-4-4-4-3).
         return None;
     }
+    // The digits of all groups (the first 19): every candidate's digits are a prefix of them.
+    let mut all = [0u8; 19];
+    let digit_bytes = groups
+        .get(..count)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|g| b.get(g.0..g.1).unwrap_or_default());
+    for (slot, &c) in all.iter_mut().zip(digit_bytes) {
+        *slot = c - b'0';
+    }
     // Try the longest candidate first, dropping trailing groups (a card followed by a year).
     while count > 0 {
         let cand = groups.get(..count)?;
         let ok_groups = count == 1 || cand.iter().skip(1).all(|g| (3..=6).contains(&(g.1 - g.0)));
-        let mut digits_buf = [0u8; 19];
-        let mut len = 0usize;
-        for g in cand {
-            for &c in b.get(g.0..g.1).unwrap_or_default() {
-                if let Some(d) = digits_buf.get_mut(len) {
-                    *d = c - b'0';
-                }
-                len += 1;
-            }
-        }
+        let len: usize = cand.iter().map(|g| g.1 - g.0).sum();
         let end = cand.last().map_or(i, |g| g.1);
         if ok_groups && (13..=19).contains(&len) && numeric_right_ok(b, end) {
-            let d = digits_buf.get(..len).unwrap_or_default();
+            let d = all.get(..len).unwrap_or_default();
             if card_prefix_ok(d) && d.iter().any(|&x| Some(&x) != d.first()) && luhn(d) {
                 return hit(Builtin::CreditCard, i..end);
             }
