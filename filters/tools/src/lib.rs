@@ -353,6 +353,10 @@ mod tests {
         assert_eq!(e.path, "identity.metadata_key");
         let e = load(r#"{"alow": ["*"]}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `alow`"), "{e}");
+        // A request the filter could not inspect may call a hidden tool: `open` is refused.
+        let e = load(r#"{"failure_mode": "open"}"#).unwrap_err();
+        assert_eq!(e.path, "failure_mode");
+        assert!(load(r#"{"failure_mode": "closed"}"#).is_ok());
     }
 
     #[test]
