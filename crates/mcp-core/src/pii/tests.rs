@@ -108,6 +108,11 @@ fn corpus_credit_card_positives_pass_luhn_and_issuer_prefix() {
         "6011111111111117",
         "2223003122003222",
         "4012888888881881",
+        // Mixed separators are read as a card by any person or model (issue 14 class 9).
+        "4111 1111-1111 1111",
+        "4111.1111.1111.1111",
+        "4111.1111 1111-1111",
+        "3782-822463 10005",
     ] {
         assert_positive(Builtin::CreditCard, v);
     }
@@ -118,7 +123,8 @@ fn corpus_credit_card_positives_pass_luhn_and_issuer_prefix() {
         "order 1234567890123456",
         "0000 0000 0000 0000",
         "9999999999999995",
-        "4111 1111-1111 1111",
+        "4111  1111 1111 1111",
+        "4111 -1111 1111 1111",
         "41111 1111 1111 111",
         "4111111111111111234567",
         "3.4111111111111111",
