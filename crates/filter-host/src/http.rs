@@ -1222,6 +1222,26 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         }
     }
 
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body followed by trailers (an HTTP/2 upstream) never sees end_of_stream in the
+        // body callback, and Continue here would release the held body unread: read it now.
+        // An SSE stream's unterminated last event is dropped, as clients drop it (WHATWG: an
+        // event the stream ends inside of is not dispatched).
+        match self.resp {
+            Resp::Json => {
+                let size = abi::get_buffer(BufferType::HttpResponseBody, 0, usize::MAX)
+                    .map(|b| b.len())
+                    .unwrap_or(0);
+                self.finish_json_response(size)
+            }
+            Resp::OtherHeld => {
+                self.resp = Resp::Pass;
+                Action::Continue
+            }
+            _ => Action::Continue,
+        }
+    }
+
     fn on_log(&mut self) {
         if let Some(f) = self.filter.as_mut() {
             f.on_log();
@@ -1275,6 +1295,12 @@ impl<F: McpFilter> HttpContext for Shell<F> {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.with(Action::Continue, |c| {
             c.on_http_response_body(body_size, end_of_stream)
+        })
+    }
+
+    fn on_http_response_trailers(&mut self, num_trailers: usize) -> Action {
+        self.with(Action::Continue, |c| {
+            c.on_http_response_trailers(num_trailers)
         })
     }
 

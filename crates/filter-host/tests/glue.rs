@@ -977,3 +977,21 @@ fn a_success_of_an_unknown_or_ambiguous_media_type_is_refused_when_it_has_a_body
     response(&[(":status", "503"), ("content-type", "text/plain")]);
     assert_eq!(ctx.on_http_response_headers(2, false), Action::Continue);
 }
+
+#[test]
+fn a_held_json_response_that_ends_in_trailers_is_read_not_released() {
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"x":"hide"}}"#;
+    json_response(body);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Pause);
+    fake::with(|h| h.response_body = body.to_vec());
+    assert_eq!(ctx.on_http_response_body(body.len(), false), Action::Pause);
+    // Trailers end the stream: the body is read and rewritten now.
+    assert_eq!(ctx.on_http_response_trailers(1), Action::Continue);
+    assert_eq!(
+        fake::with(|h| h.response_body.clone()),
+        br#"{"hidden":true}"#.to_vec()
+    );
+    assert_eq!(response_header("content-length").as_deref(), Some("15"));
+}
