@@ -29,8 +29,8 @@ pub mod tools;
 
 use filter_host::metrics::Registry;
 use filter_host::{
-    HeadAction, Inspected, McpFilter, MessageAction, RequestAction, RequestHead, ResponseHead,
-    ResponseInterest,
+    Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction,
+    RequestHead, ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::gateway::GatewayConfig;
@@ -109,6 +109,9 @@ trait Step {
     fn message(&mut self, data: &[u8]) -> MessageAction;
     fn unread(&mut self);
     fn log(&mut self);
+    /// A later policy answered the request locally: this one sees the reply as the response
+    /// (in a chain of filters it would have come back through it).
+    fn local_reply(&mut self, reply: &LocalReply);
 }
 
 impl<P: McpFilter> Step for Slot<P> {
@@ -168,6 +171,28 @@ impl<P: McpFilter> Step for Slot<P> {
     fn log(&mut self) {
         self.policy.on_log();
     }
+
+    fn local_reply(&mut self, reply: &LocalReply) {
+        if !self.policy.wants_response() {
+            return;
+        }
+        let content_type = reply
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone());
+        let head = ResponseHead {
+            status: reply.status,
+            framing: Framing::of(content_type.as_deref()),
+            content_type,
+            content_encoding: None,
+            end_of_stream: reply.body.is_empty(),
+        };
+        self.interest = self.policy.on_response_head(&head);
+        if self.interest != ResponseInterest::None && !reply.body.is_empty() {
+            let _ = self.policy.on_response_message(&reply.body);
+        }
+    }
 }
 
 /// The chain, per request.
@@ -189,6 +214,13 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Tells the policies before `at` (in request order) about a local reply `at` sent.
+    fn replied(&mut self, at: usize, reply: &LocalReply) {
+        for step in self.steps().into_iter().take(at).flatten() {
+            step.local_reply(reply);
+        }
+    }
+
     /// The policies in request order (absent ones as `None`).
     fn steps(&mut self) -> [Option<&mut dyn Step>; 4] {
         [
@@ -243,16 +275,24 @@ impl McpFilter for Gateway {
     fn on_request_head(&mut self, head: &RequestHead) -> HeadAction {
         let from = self.next_head;
         let mut held = None;
+        let mut reply = None;
         for (i, step) in self.steps().into_iter().enumerate().skip(from) {
             let Some(step) = step else { continue };
             match step.head(head) {
                 HeadAction::Inspect | HeadAction::Pass => {}
-                HeadAction::Reply(r) => return HeadAction::Reply(r),
+                HeadAction::Reply(r) => {
+                    reply = Some((i, r));
+                    break;
+                }
                 HeadAction::Hold => {
                     held = Some(i);
                     break;
                 }
             }
+        }
+        if let Some((i, r)) = reply {
+            self.replied(i, &r);
+            return HeadAction::Reply(r);
         }
         if let Some(i) = held {
             // Woken, the chain goes on from this policy.
@@ -269,14 +309,26 @@ impl McpFilter for Gateway {
     }
 
     fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
-        for step in self.steps().into_iter().flatten() {
+        let mut decided = None;
+        for (i, step) in self.steps().into_iter().enumerate() {
+            let Some(step) = step else { continue };
             match step.request(req) {
                 RequestAction::Continue => {}
                 // The first refusal wins; a rewrite comes from the last policy (pii).
-                other => return other,
+                other => {
+                    decided = Some((i, other));
+                    break;
+                }
             }
         }
-        RequestAction::Continue
+        match decided {
+            Some((i, RequestAction::Reply(r))) => {
+                self.replied(i, &r);
+                RequestAction::Reply(r)
+            }
+            Some((_, other)) => other,
+            None => RequestAction::Continue,
+        }
     }
 
     fn wants_response(&self) -> bool {

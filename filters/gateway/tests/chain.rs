@@ -138,3 +138,23 @@ fn no_section_still_runs_the_gate() {
     assert_eq!(send(ctx.as_mut(), body), Action::Pause);
     assert_eq!(reply().unwrap().0, 400);
 }
+
+#[test]
+fn a_later_policys_local_reply_is_seen_by_the_earlier_ones_as_the_response() {
+    let (r, _) = root(ALL);
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin_reset"}}"#;
+    assert_eq!(send(ctx.as_mut(), body), Action::Pause);
+    ctx.on_log();
+    // telemetry, before tools, recorded the JSON-RPC error of tools' reply, not "ok".
+    assert_eq!(
+        metric(
+            "mcp_telemetry.requests_total.method.tools/call.tool.admin_reset.outcome.jsonrpc_error"
+        ),
+        1
+    );
+    assert_eq!(
+        metric("mcp_telemetry.requests_total.method.tools/call.tool.admin_reset.outcome.ok"),
+        -1
+    );
+}

@@ -6,9 +6,11 @@
 #![allow(clippy::indexing_slicing)]
 
 use anyhow::{Context, Result};
+use jwt_simple::prelude::*;
 use mcp_integration::client::{self, ACCEPT_BOTH};
+use mcp_integration::scopes_support::{jwks_of, Extra};
 use mcp_integration::{Envoy, EnvoyConfig, EnvoyOptions, ServerOptions, TestServer};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const LISTEN_PORT: u16 = 10000;
 const ADMIN_PORT: u16 = 9901;
@@ -27,7 +29,12 @@ fn main() -> Result<()> {
     let server = TestServer::start(ServerOptions::sse().port(3001).log_requests(false))
         .or_else(|_| TestServer::start(ServerOptions::sse()))
         .context("starting the demo MCP server")?;
-    let cfg = EnvoyConfig::load("mcp-gateway.yaml")?.upstream("mcp_upstream", server.addr());
+    let idp = DemoIdp::new();
+    // The shipped gateway, with the scopes policy switched on against the demo's authorization
+    // server (the shipped file leaves it off: `"scopes": {}`).
+    let cfg = EnvoyConfig::load("mcp-gateway.yaml")?
+        .upstream("mcp_upstream", server.addr())
+        .plugin_config("mcp_gateway", &idp.module_config());
     let envoy = Envoy::start_with(cfg, EnvoyOptions::default().ports(LISTEN_PORT, ADMIN_PORT))
         .with_context(|| {
             format!("starting Envoy on ports {LISTEN_PORT}/{ADMIN_PORT} (are they free?)")
@@ -43,6 +50,29 @@ fn main() -> Result<()> {
     );
 
     let mut step = Step::new(&url);
+
+    step.title("0. Authorization (scopes policy): no token → 401, a token, a step-up");
+    let r = step.post(INITIALIZE)?;
+    step.show(
+        &r,
+        &format!(
+            "no token → WWW-Authenticate: {}",
+            r.header("www-authenticate").unwrap_or("-")
+        ),
+    );
+    let meta = client::get(&format!("{}{METADATA_PATH}", base(&url)), &[])?;
+    println!("   → GET {METADATA_PATH}");
+    step.show(
+        &meta,
+        &format!(
+            "protected-resource metadata: authorization_servers {}",
+            meta.json()
+                .map(|v| v["authorization_servers"].to_string())
+                .unwrap_or_default()
+        ),
+    );
+    println!("     the demo authorization server ({ISSUER}) issues alice a token with scope \"mcp:tools\"");
+    step.token = Some(idp.token("alice", "mcp:tools"));
 
     step.title("1. A 2025-era session: initialize, list tools, call a tool (SSE responses)");
     let init = step.post(
@@ -71,9 +101,36 @@ fn main() -> Result<()> {
         all.len()
     );
     let call = step.post(
-        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello through Envoy"}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello through Envoy, reply to bob@example.com"}}}"#,
     )?;
     step.show(&call, &first_text(&call));
+    let received = server
+        .record()
+        .iter()
+        .rev()
+        .find_map(|r| {
+            let v = r.body_json()?;
+            (v["params"]["name"] == "echo").then(|| v["params"]["arguments"]["text"].clone())
+        })
+        .unwrap_or(Value::Null);
+    println!("     the pii policy scrubbed the e-mail: the server received {received}");
+
+    let denied = step.post(
+        r#"{"jsonrpc":"2.0","id":"del-1","method":"tools/call","params":{"name":"delete_repo","arguments":{"repo":"demo/prod"}}}"#,
+    )?;
+    step.show(
+        &denied,
+        &format!(
+            "delete_repo with scope mcp:tools → WWW-Authenticate: {}",
+            denied.header("www-authenticate").unwrap_or("-")
+        ),
+    );
+    println!("     step-up: the authorization server issues alice \"mcp:tools repo:admin\"");
+    step.token = Some(idp.token("alice", "mcp:tools repo:admin"));
+    let allowed = step.post(
+        r#"{"jsonrpc":"2.0","id":"del-2","method":"tools/call","params":{"name":"delete_repo","arguments":{"repo":"demo/prod"}}}"#,
+    )?;
+    step.show(&allowed, &first_text(&allowed));
 
     let hidden_call = step.post(
         r#"{"jsonrpc":"2.0","id":"call-admin","method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#,
@@ -117,6 +174,13 @@ fn main() -> Result<()> {
     step.show(&r, &error_text(&r));
 
     step.title("4. What reached the MCP server, and what the gate and each policy counted");
+    // The access log (stdout of Envoy) carries the OpenTelemetry MCP attributes of each call;
+    // Envoy flushes it about once a second.
+    let needle = "\"gen_ai.tool.name\":\"echo\"";
+    envoy.wait_log(needle, std::time::Duration::from_secs(3));
+    if let Some(line) = envoy.log().lines().rev().find(|l| l.contains(needle)) {
+        println!("   the access-log line of the echo call (attributes the telemetry policy published):\n   {line}");
+    }
     let calls = server.tool_calls();
     println!("   tools/call received by the server: {calls:?} (refused requests never arrived)");
     for f in COUNTERS {
@@ -148,9 +212,71 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+const ISSUER: &str = "https://demo-idp.localhost";
+const RESOURCE: &str = "http://localhost:10000/mcp";
+const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"demo","version":"1"}}}"#;
+
+fn base(url: &str) -> &str {
+    url.strip_suffix("/mcp").unwrap_or(url)
+}
+
+/// The demo's authorization server: an ES256 key whose JWK Set the module trusts, signing the
+/// tokens of this session (a real one runs OAuth flows; the gateway only verifies).
+struct DemoIdp {
+    key: ES256KeyPair,
+}
+
+impl DemoIdp {
+    fn new() -> Self {
+        DemoIdp {
+            key: ES256KeyPair::generate().with_key_id("demo-1"),
+        }
+    }
+
+    fn token(&self, sub: &str, scope: &str) -> String {
+        let claims = Claims::with_custom_claims(
+            Extra {
+                scope: Some(scope.to_string()),
+                ..Extra::default()
+            },
+            Duration::from_hours(1),
+        )
+        .with_issuer(ISSUER)
+        .with_audience(RESOURCE)
+        .with_subject(sub);
+        self.key.sign(claims).unwrap_or_default()
+    }
+
+    /// The shipped module configuration with scopes verifying this server's tokens.
+    fn module_config(&self) -> String {
+        json!({
+            "telemetry": {"route_headers": true, "max_tool_labels": 50},
+            "scopes": {
+                "resource": RESOURCE,
+                "authorization_servers": [ISSUER],
+                "jwt": {
+                    "issuer": ISSUER,
+                    "algorithms": ["ES256"],
+                    "jwks": {"inline": jwks_of(&[self.key.public_key().to_jwk()])}
+                },
+                "rules": [
+                    {"tools": ["delete_*"], "scopes": ["repo:admin"]},
+                    {"tools": ["*"], "scopes": ["mcp:tools"]}
+                ],
+                "scopes_supported": ["mcp:tools", "repo:admin"]
+            },
+            "tools": {"deny": ["get-env", "admin_*", "*_admin"]},
+            "pii": {}
+        })
+        .to_string()
+    }
+}
+
 struct Step {
     url: String,
     session: Option<String>,
+    token: Option<String>,
 }
 
 impl Step {
@@ -158,6 +284,7 @@ impl Step {
         Step {
             url: url.to_string(),
             session: None,
+            token: None,
         }
     }
 
@@ -177,6 +304,10 @@ impl Step {
         if let Some(s) = &self.session {
             h.push(("mcp-session-id", s));
             h.push(("mcp-protocol-version", "2025-11-25"));
+        }
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        if let Some(b) = &bearer {
+            h.push(("authorization", b));
         }
         h.extend_from_slice(extra);
         let short: String = body.chars().take(90).collect();
