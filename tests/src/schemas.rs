@@ -87,7 +87,7 @@ pub fn load(filter: &str, json: &str) -> Result<()> {
     res.map_err(|e| anyhow::anyhow!("{filter}: invalid configuration: {e}"))
 }
 
-fn build<T: JsonSchema>(filter: &str) -> Result<Value> {
+fn build<T: JsonSchema + mcp_core::config::Validate>(filter: &str) -> Result<Value> {
     let mut generator = SchemaSettings::draft2020_12()
         .for_deserialize()
         .into_generator();
@@ -113,6 +113,19 @@ fn build<T: JsonSchema>(filter: &str) -> Result<Value> {
         if props.insert(key.clone(), sub.clone()).is_some() {
             bail!("{filter}: key {key:?} is both a common key and the filter's own");
         }
+    }
+    if !T::FAILURE_MODE_OPEN {
+        // The loader refuses `open` for a filter that enforces a request policy.
+        props.insert(
+            "failure_mode".into(),
+            json!({
+                "const": "closed",
+                "default": "closed",
+                "description": "Always `closed` for this filter: a request it cannot inspect is \
+                    refused. `open` is not accepted, because a request the filter could not \
+                    inspect may be one its policy refuses."
+            }),
+        );
     }
     let page = FILTERS
         .iter()

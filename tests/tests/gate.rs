@@ -297,3 +297,85 @@ fn a_bad_plugin_configuration_stops_envoy_with_the_key_path() {
     };
     assert!(err.contains("unknown field `mystery`"), "{err}");
 }
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// Issue 14 class 3: the filters read every response as identity (they ask the upstream for
+/// it), while Envoy's compressor, first in the chain, still gzips for a client that asks.
+#[test]
+fn filters_read_identity_upstream_while_envoys_compressor_gzips_for_the_client() {
+    let s = server();
+    let e = chain(&s);
+    for mode in ["json", "sse"] {
+        s.clear_record();
+        let r = post(
+            &e,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            &[("accept-encoding", "gzip"), ("x-test-response", mode)],
+        );
+        assert_eq!(r.status, 200, "{mode}: {}", r.text());
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{mode}");
+        let plain = gunzip(&r.body);
+        let messages = client::parse_messages(r.content_type(), &plain).unwrap();
+        let list = client::find_response(&messages, 1).unwrap();
+        let names: Vec<&str> = list["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert!(names.contains(&"echo"), "{mode}: {names:?}");
+        assert!(
+            !names.contains(&"admin_reset"),
+            "{mode}: hidden tool leaked: {names:?}"
+        );
+        let rec = s.record();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].header("accept-encoding"), Some("identity"), "{mode}");
+    }
+    // A client that does not ask gets identity.
+    let r = post(
+        &e,
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        &[],
+    );
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.json().is_ok());
+}
+
+/// Issue 14 class 1: JSON-RPC goes by POST only; a body on any other method never reaches the
+/// server, while body-less GET and DELETE still do.
+#[test]
+fn a_body_on_any_method_but_post_is_refused_before_the_upstream() {
+    let s = server();
+    let e = chain(&s);
+    let body = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"admin_reset"}}"#;
+    for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+        let r = client::request(
+            method,
+            &e.url("/mcp"),
+            &[
+                ("content-type", "application/json"),
+                ("accept", ACCEPT_BOTH),
+            ],
+            Some(body),
+        )
+        .unwrap();
+        assert_eq!(r.status, 405, "{method}: {}", r.text());
+        assert_eq!(r.header("allow"), Some("GET, POST, DELETE"));
+        let v = r.json().unwrap();
+        assert_eq!(v["error"]["code"], -32600, "{method}");
+    }
+    assert!(s.record().is_empty(), "{:?}", s.record());
+    assert_eq!(
+        e.stat("wasmcustom.mcp_telemetry.method_not_allowed"),
+        Some(5)
+    );
+}

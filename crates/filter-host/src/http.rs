@@ -36,6 +36,11 @@ pub struct RequestHead {
     /// The client sent `x-mcp-method` or `x-mcp-tool`: headers mcp_telemetry sets for routing,
     /// which must never be taken from a client.
     pub routing_headers: bool,
+    /// The first of [`SINGLETON_HEADERS`] the request carries more than once: the filter
+    /// would check one value while the upstream may read another, so the gate refuses it.
+    pub repeated: Option<&'static str>,
+    /// `accept-encoding` (all values, comma-joined).
+    pub accept_encoding: Option<String>,
     /// The request has no body.
     pub end_of_stream: bool,
     /// Envoy's id of this request's context: what [`wake`] takes after [`HeadAction::Hold`].
@@ -60,6 +65,8 @@ impl std::fmt::Debug for RequestHead {
                 &self.authorization.as_ref().map(|_| "<redacted>"),
             )
             .field("routing_headers", &self.routing_headers)
+            .field("repeated", &self.repeated)
+            .field("accept_encoding", &self.accept_encoding)
             .field("end_of_stream", &self.end_of_stream)
             .field("context_id", &self.context_id)
             .field("received_ns", &self.received_ns)
@@ -70,6 +77,17 @@ impl std::fmt::Debug for RequestHead {
 /// `x-mcp-method`, `x-mcp-tool`: see [`RequestHead::routing_headers`].
 const ROUTING_HEADERS: [&[u8]; 2] = [b"x-mcp-method", b"x-mcp-tool"];
 
+/// Request headers that must appear at most once (see [`RequestHead::repeated`]). A filter
+/// checks one value (the first or the last) and forwards them all; servers differ in which one
+/// they read (most read the first), so two of them are a smuggling vector.
+pub const SINGLETON_HEADERS: [&str; 5] = [
+    mcp::headers::MCP_METHOD,
+    mcp::headers::MCP_NAME,
+    mcp::headers::MCP_PROTOCOL_VERSION,
+    mcp::headers::MCP_SESSION_ID,
+    "authorization",
+];
+
 impl RequestHead {
     /// Reads the headers it keeps from a map in the proxy-wasm format, copying only those.
     fn from_map(map: &[u8], end_of_stream: bool) -> Self {
@@ -78,11 +96,28 @@ impl RequestHead {
             ..RequestHead::default()
         };
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let mut seen = [false; SINGLETON_HEADERS.len()];
         for (k, v) in abi::map_pairs(map) {
+            if let Some(i) = SINGLETON_HEADERS.iter().position(|n| n.as_bytes() == k) {
+                match seen.get_mut(i) {
+                    Some(s) if *s => {
+                        h.repeated = h.repeated.or(SINGLETON_HEADERS.get(i).copied());
+                    }
+                    Some(s) => *s = true,
+                    None => {}
+                }
+            }
             match k {
                 b":method" => h.method = text(v),
                 b":path" => h.path = text(v),
                 b"content-type" => h.content_type = Some(text(v)),
+                b"accept-encoding" => {
+                    let v = text(v);
+                    h.accept_encoding = Some(match h.accept_encoding.take() {
+                        Some(prev) => format!("{prev}, {v}"),
+                        None => v,
+                    });
+                }
                 b"authorization" if h.authorization.is_none() => {
                     h.authorization = Some(text(v));
                 }
@@ -111,35 +146,55 @@ pub struct ResponseHead {
     pub content_type: Option<String>,
     /// The body's framing, from `content-type` (the only bodies the driver hands over).
     pub framing: Framing,
+    /// `content-encoding` (all values, comma-joined) when it is anything but `identity`: the
+    /// body is not readable as it is, and the driver never hands it to the filter.
+    pub content_encoding: Option<String>,
     /// The response has no body.
     pub end_of_stream: bool,
 }
 
-/// How a response body carries JSON-RPC messages, by its media type (case-insensitive,
-/// parameters such as `charset` ignored).
+/// How a response body carries JSON-RPC messages, by its media type, read the way MCP clients
+/// read it: the TypeScript SDK takes a body as SSE when `content-type` *contains*
+/// `text/event-stream` and as JSON when it contains `application/json`; the Python SDK looks at
+/// the start of the lower-cased value. The filter sees what both would act on, or refuses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Framing {
     /// `application/json`: one message, the whole body.
     Json,
     /// `text/event-stream`: one message per SSE event.
     Sse,
-    /// Anything else (or no `content-type`): not read.
+    /// Both media types appear, or `content-type` is repeated: clients may disagree on the
+    /// framing, so the body is never forwarded unread to a filter that must read it.
+    Ambiguous,
+    /// Anything else (or no `content-type`): clients refuse it as an MCP message.
     #[default]
     Other,
 }
 
 impl Framing {
-    /// The framing of a `content-type` value.
+    /// The framing of a `content-type` value (case-insensitive).
     pub fn of(content_type: Option<&str>) -> Self {
         let ct = content_type.unwrap_or("").to_ascii_lowercase();
-        if ct.starts_with("text/event-stream") {
-            Framing::Sse
-        } else if ct.starts_with("application/json") {
-            Framing::Json
-        } else {
-            Framing::Other
+        let sse = ct.contains("text/event-stream");
+        let json = ct.contains("application/json");
+        match (sse, json) {
+            (true, true) => Framing::Ambiguous,
+            (true, false) => Framing::Sse,
+            (false, true) => Framing::Json,
+            (false, false) => Framing::Other,
         }
     }
+}
+
+/// `Some(value)` when a `content-encoding` value means the body is encoded (anything but empty
+/// or `identity`, case-insensitive).
+fn encoded(content_encoding: Option<&str>) -> Option<String> {
+    let v = content_encoding?;
+    let plain = v
+        .split(',')
+        .map(str::trim)
+        .all(|c| c.is_empty() || c.eq_ignore_ascii_case("identity"));
+    (!plain).then(|| v.to_owned())
 }
 
 /// A reply the filter sends instead of forwarding the request.
@@ -264,6 +319,9 @@ enum Resp {
     Sse(Box<SseStream>),
     /// Observed SSE.
     SseSeen(Box<SseStream>),
+    /// A 2xx response the filter must read, of a media type no client reads as MCP: headers
+    /// held until the body turns out empty (passes) or not (refused).
+    OtherHeld,
     /// A failure under `failure_mode: closed` in a stream already started: forward nothing more.
     Dead,
 }
@@ -356,8 +414,91 @@ impl<F: McpFilter> McpHttp<F> {
         self.head = RequestHead::from_map(&map, end_of_stream);
         self.head.context_id = self.context_id;
         self.head.received_ns = received_ns;
+        if let Some(action) = self.gate_head() {
+            return action;
+        }
         let action = self.head_decision();
         self.apply_head(action, None)
+    }
+
+    /// The gate's checks of the request line and headers, before any filter decides:
+    /// `Some(action)` when the request is refused.
+    fn gate_head(&mut self) -> Option<Action> {
+        let cx = self.cx.clone()?;
+        let is_post = self.head.method == "POST";
+        if !is_post && !self.head.end_of_stream {
+            // MCP sends JSON-RPC only by POST. A lenient server may read a body sent with any
+            // other method (or a lowercase `post`), which the filters would not have inspected.
+            cx.gate.method_not_allowed.inc();
+            crate::log!(
+                Info,
+                "#{} refused: a body on a non-POST request",
+                self.context_id
+            );
+            let body = jsonrpc::error_response(
+                None,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: MCP messages are sent by POST; only a POST request may carry a body",
+                None,
+            );
+            let mut r = LocalReply::json(405, format!("{}_method_not_allowed", F::NAME), body);
+            r.headers.push(("allow".into(), "GET, POST, DELETE".into()));
+            return Some(self.reply(&r));
+        }
+        if is_post && self.head.end_of_stream {
+            // Every POST is a JSON-RPC message; an empty one is not.
+            cx.gate.invalid_json.inc();
+            let body = jsonrpc::error_response(
+                None,
+                jsonrpc::PARSE_ERROR,
+                "Parse error: empty request body",
+                None,
+            );
+            return Some(self.rpc_reply(400, "invalid_json", body));
+        }
+        if let (Some(name), true) = (self.head.repeated, self.head.end_of_stream) {
+            // With a body the refusal waits for it, to answer with the request's id.
+            return Some(self.repeated_header(name, None));
+        }
+        None
+    }
+
+    fn repeated_header(&mut self, name: &str, id: Option<&jsonrpc::Id<'_>>) -> Action {
+        if let Some(c) = &self.cx {
+            c.gate.repeated_header.inc();
+        }
+        crate::log!(Info, "#{} refused: repeated {name} header", self.context_id);
+        let body = jsonrpc::error_response(
+            id,
+            jsonrpc::INVALID_REQUEST,
+            &format!("Invalid Request: the {name} header must appear once"),
+            None,
+        );
+        self.rpc_reply(400, "repeated_header", body)
+    }
+
+    /// Lets the request go upstream. A filter that reads this request's response asks for it
+    /// unencoded (`accept-encoding: identity`): it cannot read a compressed body, and Envoy's
+    /// `compressor` filter, placed before the MCP filters, still compresses for the client
+    /// by the client's own `accept-encoding`, read before this change.
+    fn forward(&mut self) -> Action {
+        let wants = self.filter.as_ref().is_some_and(|f| f.wants_response());
+        let identity = self
+            .head
+            .accept_encoding
+            .as_deref()
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("identity"));
+        if wants && !identity {
+            match abi::set_header(MapType::HttpRequestHeaders, "accept-encoding", "identity") {
+                Ok(()) => self.head.accept_encoding = Some("identity".into()),
+                // The response check still refuses an encoded body.
+                Err(e) => {
+                    self.count_failure();
+                    crate::log!(Warn, "#{} cannot set accept-encoding: {e}", self.context_id);
+                }
+            }
+        }
+        Action::Continue
     }
 
     /// The first body (or trailers) callback of a request whose headers were deferred: decides
@@ -389,7 +530,7 @@ impl<F: McpFilter> McpHttp<F> {
             HeadAction::Reply(r) => self.reply(&r),
             HeadAction::Pass => {
                 self.req = Req::Idle;
-                Action::Continue
+                self.forward()
             }
             HeadAction::Hold => self.hold(body),
             HeadAction::Inspect if self.head.method == "POST" && !self.head.end_of_stream => {
@@ -407,7 +548,7 @@ impl<F: McpFilter> McpHttp<F> {
             }
             HeadAction::Inspect => {
                 self.req = Req::Idle;
-                Action::Continue
+                self.forward()
             }
         }
     }
@@ -474,7 +615,7 @@ impl<F: McpFilter> McpHttp<F> {
         match self.note_failure(what) {
             FailureMode::Open => {
                 self.req = Req::Idle;
-                Action::Continue
+                self.forward()
             }
             FailureMode::Closed => {
                 let body = jsonrpc::error_response(
@@ -514,6 +655,13 @@ impl<F: McpFilter> McpHttp<F> {
                 return self.rpc_reply(400, reason, e.to_response_bytes());
             }
         };
+        if let Some(name) = self.head.repeated {
+            let id = match &parsed {
+                Body::Single(m) => m.id(),
+                Body::Batch(_) => None,
+            };
+            return self.repeated_header(name, id);
+        }
         cx.gate.inspected.inc();
         let action = match &parsed {
             Body::Single(m) => self.decide(m, &body, None),
@@ -564,7 +712,7 @@ impl<F: McpFilter> McpHttp<F> {
             },
         };
         match action {
-            RequestAction::Continue => Action::Continue,
+            RequestAction::Continue => self.forward(),
             RequestAction::Reply(r) => self.reply(&r),
             RequestAction::Rewrite(new) => {
                 let len = new.len().to_string();
@@ -573,7 +721,7 @@ impl<F: McpFilter> McpHttp<F> {
                         abi::set_header(MapType::HttpRequestHeaders, "content-length", &len)
                     });
                 match res {
-                    Ok(()) => Action::Continue,
+                    Ok(()) => self.forward(),
                     Err(e) => self.request_failure(&format!("rewriting the body: {e}")),
                 }
             }
@@ -684,29 +832,81 @@ impl<F: McpFilter> McpHttp<F> {
         }
     }
 
-    /// Reads the response headers the filter sees and asks it about them: its interest, and
-    /// the body's framing.
-    fn response_head(&mut self, end_of_stream: bool) -> (ResponseInterest, Framing) {
-        let status = abi::get_header(MapType::HttpResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let content_type = abi::get_header(MapType::HttpResponseHeaders, "content-type")
-            .ok()
-            .flatten();
-        let framing = Framing::of(content_type.as_deref());
-        let head = ResponseHead {
-            status,
-            content_type,
-            framing,
+    /// Reads the response headers the filter sees (one host read) and asks it about them.
+    /// `Err` when they cannot be read.
+    fn response_head(
+        &mut self,
+        end_of_stream: bool,
+    ) -> Result<(ResponseInterest, ResponseHead), HostError> {
+        let map = abi::get_headers_raw(MapType::HttpResponseHeaders)?;
+        let mut head = ResponseHead {
             end_of_stream,
+            ..ResponseHead::default()
         };
+        let (mut types, mut encoding) = (0u32, None::<String>);
+        for (k, v) in abi::map_pairs(&map) {
+            let text = || String::from_utf8_lossy(v).into_owned();
+            match k {
+                b":status" => {
+                    head.status = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                }
+                b"content-type" => {
+                    types += 1;
+                    head.content_type = Some(text());
+                }
+                b"content-encoding" => {
+                    encoding = Some(match encoding.take() {
+                        Some(prev) => format!("{prev}, {}", text()),
+                        None => text(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        head.framing = if types > 1 {
+            Framing::Ambiguous
+        } else {
+            Framing::of(head.content_type.as_deref())
+        };
+        head.content_encoding = encoded(encoding.as_deref());
         let interest = match self.filter.as_mut() {
             Some(f) => f.on_response_head(&head),
             None => ResponseInterest::None,
         };
-        (interest, framing)
+        Ok((interest, head))
+    }
+
+    /// A response the filter must read arrived in a form it cannot read (encoded, an ambiguous
+    /// or unknown media type with a body, headers that could not be read). It is never
+    /// forwarded unread: closed replaces it with a 502; open (filters where that is allowed)
+    /// lets it through, counted. Only valid while the response headers are still held.
+    fn unreadable_response(&mut self, reason: &str, what: &str) -> Action {
+        crate::log!(Warn, "#{} response not readable: {what}", self.context_id);
+        if let Some(c) = &self.cx {
+            c.gate.unreadable_response.inc();
+        }
+        if self.failure_mode() == FailureMode::Open {
+            if let Some(c) = &self.cx {
+                c.gate.failure_open_passes.inc();
+            }
+            self.resp = Resp::Pass;
+            return Action::Continue;
+        }
+        self.resp = Resp::Dead;
+        let body = jsonrpc::error_response(
+            None,
+            jsonrpc::INTERNAL_ERROR,
+            "Gateway filter could not read the response",
+            None,
+        );
+        let r = LocalReply::json(502, format!("{}_{reason}", F::NAME), body);
+        if r.send().is_err() {
+            self.count_failure();
+        }
+        Action::Pause
     }
 
     /// Starts reading a response under [`ResponseInterest::Observe`]: SSE or JSON; anything
@@ -715,7 +915,7 @@ impl<F: McpFilter> McpHttp<F> {
         self.resp = match framing {
             Framing::Sse => Resp::SseSeen(Box::new(SseStream::new(self.max_body_bytes()))),
             Framing::Json => Resp::JsonSeen(Vec::new()),
-            Framing::Other => Resp::Pass,
+            Framing::Ambiguous | Framing::Other => Resp::Pass,
         };
     }
 
@@ -939,15 +1139,29 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
         if matches!(self.req, Req::Replied) || !wanted {
             return Action::Continue;
         }
-        let (interest, framing) = self.response_head(end_of_stream);
+        let (interest, head) = match self.response_head(end_of_stream) {
+            Ok(r) => r,
+            Err(e) => {
+                return self.unreadable_response("response_failure", &format!("headers: {e}"))
+            }
+        };
         if interest == ResponseInterest::None || end_of_stream {
             return Action::Continue;
         }
+        let readable = head.content_encoding.is_none() && head.framing != Framing::Ambiguous;
         if interest == ResponseInterest::Observe {
-            self.observe(framing);
+            if readable {
+                self.observe(head.framing);
+            } else if let Some(f) = self.filter.as_mut() {
+                f.on_response_unread();
+            }
             return Action::Continue;
         }
-        match framing {
+        if let Some(enc) = &head.content_encoding {
+            let what = format!("content-encoding {enc:?}");
+            return self.unreadable_response("encoded_response", &what);
+        }
+        match head.framing {
             Framing::Sse => {
                 // Events may be rewritten, so any length the upstream announced is void.
                 if abi::remove_header(MapType::HttpResponseHeaders, "content-length").is_err() {
@@ -961,6 +1175,16 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                 // Hold the headers so Content-Length can be set after a rewrite.
                 Action::Pause
             }
+            Framing::Ambiguous => {
+                self.unreadable_response("unreadable_response", "ambiguous content-type")
+            }
+            Framing::Other if (200..300).contains(&head.status) => {
+                // No client reads this as an MCP message, but a lenient one might: wait and
+                // see whether a body comes.
+                self.resp = Resp::OtherHeld;
+                Action::Pause
+            }
+            // Not a success: clients surface it as a transport error, not a message.
             Framing::Other => Action::Continue,
         }
     }
@@ -983,10 +1207,38 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                 self.finish_json_response(body_size)
             }
             Resp::Sse(_) => self.sse_chunk(body_size, end_of_stream),
+            Resp::OtherHeld if body_size > 0 => {
+                self.unreadable_response("unreadable_response", "a body of an unknown media type")
+            }
+            Resp::OtherHeld if end_of_stream => {
+                self.resp = Resp::Pass;
+                Action::Continue
+            }
+            Resp::OtherHeld => Action::Pause,
             Resp::JsonSeen(_) | Resp::SseSeen(_) => {
                 self.observe_chunk(body_size, end_of_stream);
                 Action::Continue
             }
+        }
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body followed by trailers (an HTTP/2 upstream) never sees end_of_stream in the
+        // body callback, and Continue here would release the held body unread: read it now.
+        // An SSE stream's unterminated last event is dropped, as clients drop it (WHATWG: an
+        // event the stream ends inside of is not dispatched).
+        match self.resp {
+            Resp::Json => {
+                let size = abi::get_buffer(BufferType::HttpResponseBody, 0, usize::MAX)
+                    .map(|b| b.len())
+                    .unwrap_or(0);
+                self.finish_json_response(size)
+            }
+            Resp::OtherHeld => {
+                self.resp = Resp::Pass;
+                Action::Continue
+            }
+            _ => Action::Continue,
         }
     }
 
@@ -1043,6 +1295,12 @@ impl<F: McpFilter> HttpContext for Shell<F> {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.with(Action::Continue, |c| {
             c.on_http_response_body(body_size, end_of_stream)
+        })
+    }
+
+    fn on_http_response_trailers(&mut self, num_trailers: usize) -> Action {
+        self.with(Action::Continue, |c| {
+            c.on_http_response_trailers(num_trailers)
         })
     }
 

@@ -112,6 +112,14 @@ pub struct GateStats {
     pub failures: Counter,
     /// Messages let through unchecked because of `failure_mode: open`.
     pub failure_open_passes: Counter,
+    /// Refused: a request other than `POST` that carries a body (`405`).
+    pub method_not_allowed: Counter,
+    /// Refused: an MCP singleton header (`Mcp-Method`, `Mcp-Name`, `MCP-Protocol-Version`,
+    /// `Mcp-Session-Id`, `Authorization`) sent more than once.
+    pub repeated_header: Counter,
+    /// Refused: a response the filter had to read arrived in a form it cannot read (a
+    /// `content-encoding`, an unknown or ambiguous media type with a body).
+    pub unreadable_response: Counter,
 }
 
 impl GateStats {
@@ -127,6 +135,9 @@ impl GateStats {
             body_too_large: c("body_too_large"),
             failures: c("failures"),
             failure_open_passes: c("failure_open_passes"),
+            method_not_allowed: c("method_not_allowed"),
+            repeated_header: c("repeated_header"),
+            unreadable_response: c("unreadable_response"),
         }
     }
 }

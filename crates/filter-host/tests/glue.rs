@@ -727,3 +727,271 @@ fn a_body_framing_comes_from_its_media_type_whatever_the_case_or_parameters() {
     assert_eq!(Framing::of(Some("text/plain")), Framing::Other);
     assert_eq!(Framing::of(None), Framing::Other);
 }
+
+#[test]
+fn framing_is_read_the_way_clients_read_it_and_ambiguity_is_named() {
+    use filter_host::Framing;
+    // The TypeScript SDK looks for the media type anywhere in the value.
+    assert_eq!(
+        Framing::of(Some("x/y; profile=text/event-stream")),
+        Framing::Sse
+    );
+    assert_eq!(Framing::of(Some("application/json-seq")), Framing::Json);
+    assert_eq!(
+        Framing::of(Some("application/json; x=text/event-stream")),
+        Framing::Ambiguous
+    );
+}
+
+fn request(method: &str, extra: &[(&str, &str)], body: &[u8]) {
+    fake::with(|h| {
+        h.stage_post(extra, body);
+        h.request_headers[0].1 = method.into();
+    });
+}
+
+#[test]
+fn a_body_on_any_method_but_post_is_refused_with_405() {
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"secret"}}"#;
+    for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "post", "FOO"] {
+        let (r, _) = root("");
+        request(method, &[], body);
+        let mut ctx = r.create_http_context(2).unwrap();
+        assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause, "{method}");
+        let rep = reply().unwrap();
+        assert_eq!(rep.status, 405, "{method}");
+        assert_eq!(rep.details, "mcp_test_method_not_allowed");
+        let v: serde_json::Value = serde_json::from_str(&rep.body).unwrap();
+        assert_eq!(v["error"]["code"], -32600);
+        assert!(v["id"].is_null());
+        assert!(fake::with(|h| h
+            .local_reply
+            .as_ref()
+            .unwrap()
+            .headers
+            .iter()
+            .any(|(k, v)| k == "allow" && v == "GET, POST, DELETE")));
+        assert_eq!(metric("mcp_test.method_not_allowed"), 1);
+        assert!(seen().is_empty(), "the filter never decides on it");
+    }
+    // Without a body GET (listen stream) and DELETE (session end) go through.
+    for method in ["GET", "DELETE"] {
+        let (r, _) = root("");
+        request(method, &[], b"");
+        let mut ctx = r.create_http_context(2).unwrap();
+        assert_eq!(ctx.on_http_request_headers(3, true), Action::Continue);
+        assert!(reply().is_none());
+    }
+}
+
+#[test]
+fn an_empty_post_is_a_parse_error() {
+    let (r, _) = root("");
+    post(&[], b"");
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(3, true), Action::Pause);
+    let rep = reply().unwrap();
+    assert_eq!(rep.status, 400);
+    assert!(rep.body.contains("-32700"), "{}", rep.body);
+    assert_eq!(metric("mcp_test.invalid_json"), 1);
+}
+
+#[test]
+fn a_repeated_singleton_header_is_refused_with_the_request_id() {
+    let body = br#"{"jsonrpc":"2.0","id":"r-9","method":"tools/call","params":{"name":"echo"}}"#;
+    for name in [
+        "mcp-method",
+        "mcp-name",
+        "mcp-protocol-version",
+        "mcp-session-id",
+        "authorization",
+    ] {
+        let (r, _) = root("");
+        post(&[(name, "a"), ("x-other", "1"), (name, "b")], body);
+        let mut ctx = r.create_http_context(2).unwrap();
+        assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause, "{name}");
+        let rep = reply().unwrap();
+        assert_eq!(rep.status, 400, "{name}");
+        assert_eq!(rep.details, "mcp_test_repeated_header");
+        let v: serde_json::Value = serde_json::from_str(&rep.body).unwrap();
+        assert_eq!(v["id"], "r-9");
+        assert_eq!(v["error"]["code"], -32600);
+        assert!(v["error"]["message"].as_str().unwrap().contains(name));
+        assert_eq!(metric("mcp_test.repeated_header"), 1);
+    }
+    // Without a body (a GET listen stream with two session ids) it is refused at once.
+    let (r, _) = root("");
+    request(
+        "GET",
+        &[("mcp-session-id", "a"), ("mcp-session-id", "b")],
+        b"",
+    );
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(3, true), Action::Pause);
+    assert_eq!(reply().unwrap().status, 400);
+    // Other headers may repeat.
+    let (r, _) = root("");
+    post(&[("x-forwarded-for", "a"), ("x-forwarded-for", "b")], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Continue);
+}
+
+fn request_header(name: &str) -> Vec<String> {
+    fake::with(|h| {
+        h.request_headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    })
+}
+
+#[test]
+fn a_filter_that_reads_the_response_asks_for_it_unencoded() {
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+    let (r, _) = root("");
+    post(&[("accept-encoding", "gzip, br")], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Continue);
+    assert_eq!(request_header("accept-encoding"), ["identity"]);
+    // No accept-encoding means any coding is acceptable (RFC 9110 12.5.3): set it too.
+    let (r, _) = root("");
+    post(&[], body);
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), body.len()), Action::Continue);
+    assert_eq!(request_header("accept-encoding"), ["identity"]);
+}
+
+fn response(headers: &[(&str, &str)]) {
+    fake::with(|h| {
+        h.response_headers = headers
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+    });
+}
+
+#[test]
+fn an_encoded_response_the_filter_must_read_is_never_forwarded() {
+    for ct in ["application/json", "text/event-stream"] {
+        for enc in ["gzip", "br", "identity, gzip", "x-custom"] {
+            let (r, _) = root("");
+            let mut ctx = r.create_http_context(2).unwrap();
+            response(&[
+                (":status", "200"),
+                ("content-type", ct),
+                ("content-encoding", enc),
+            ]);
+            assert_eq!(ctx.on_http_response_headers(3, false), Action::Pause);
+            let rep = reply().unwrap();
+            assert_eq!(rep.status, 502, "{ct} {enc}");
+            assert_eq!(rep.details, "mcp_test_encoded_response");
+            assert!(rep.body.contains("-32603"));
+            assert_eq!(metric("mcp_test.unreadable_response"), 1);
+            // Whatever follows is swallowed.
+            fake::with(|h| h.response_body = b"\x1f\x8b garbage".to_vec());
+            assert_eq!(ctx.on_http_response_body(11, true), Action::Continue);
+            assert!(fake::with(|h| h.response_body.is_empty()));
+            assert!(
+                seen().is_empty(),
+                "{ct} {enc}: nothing handed to the filter"
+            );
+        }
+    }
+    // identity is readable.
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    response(&[
+        (":status", "200"),
+        ("content-type", "text/event-stream"),
+        ("content-encoding", "Identity"),
+    ]);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    assert!(reply().is_none());
+}
+
+#[test]
+fn an_encoded_response_under_open_passes_counted_and_an_observer_stops_reading() {
+    let (r, _) = root(r#"{"failure_mode": "open"}"#);
+    let mut ctx = r.create_http_context(2).unwrap();
+    response(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ]);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    assert!(reply().is_none());
+    assert_eq!(metric("mcp_test.failure_open_passes"), 1);
+
+    let (r, _) = root(r#"{"observe": true}"#);
+    let mut ctx = r.create_http_context(2).unwrap();
+    response(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+    ]);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Continue);
+    assert!(reply().is_none());
+    assert_eq!(seen(), ["unread"]);
+}
+
+#[test]
+fn a_success_of_an_unknown_or_ambiguous_media_type_is_refused_when_it_has_a_body() {
+    // Ambiguous: refused at the headers.
+    for headers in [
+        vec![
+            (":status", "200"),
+            ("content-type", "application/json; a=text/event-stream"),
+        ],
+        vec![
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("content-type", "text/event-stream"),
+        ],
+    ] {
+        let (r, _) = root("");
+        let mut ctx = r.create_http_context(2).unwrap();
+        response(&headers);
+        assert_eq!(ctx.on_http_response_headers(3, false), Action::Pause);
+        assert_eq!(reply().unwrap().details, "mcp_test_unreadable_response");
+    }
+    // Unknown media type: held, refused once a body shows up.
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    response(&[(":status", "200"), ("content-type", "text/plain")]);
+    assert_eq!(ctx.on_http_response_headers(2, false), Action::Pause);
+    assert!(reply().is_none());
+    fake::with(|h| h.response_body = br#"{"result":{"tools":[]}}"#.to_vec());
+    assert_eq!(ctx.on_http_response_body(23, false), Action::Pause);
+    assert_eq!(reply().unwrap().status, 502);
+    // ... and passes when it turns out empty.
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    response(&[(":status", "202")]);
+    assert_eq!(ctx.on_http_response_headers(1, false), Action::Pause);
+    assert_eq!(ctx.on_http_response_body(0, true), Action::Continue);
+    assert!(reply().is_none());
+    // Not a success: passes (clients surface it as a transport error).
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    response(&[(":status", "503"), ("content-type", "text/plain")]);
+    assert_eq!(ctx.on_http_response_headers(2, false), Action::Continue);
+}
+
+#[test]
+fn a_held_json_response_that_ends_in_trailers_is_read_not_released() {
+    let (r, _) = root("");
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"x":"hide"}}"#;
+    json_response(body);
+    assert_eq!(ctx.on_http_response_headers(3, false), Action::Pause);
+    fake::with(|h| h.response_body = body.to_vec());
+    assert_eq!(ctx.on_http_response_body(body.len(), false), Action::Pause);
+    // Trailers end the stream: the body is read and rewritten now.
+    assert_eq!(ctx.on_http_response_trailers(1), Action::Continue);
+    assert_eq!(
+        fake::with(|h| h.response_body.clone()),
+        br#"{"hidden":true}"#.to_vec()
+    );
+    assert_eq!(response_header("content-length").as_deref(), Some("15"));
+}

@@ -160,6 +160,12 @@ impl std::error::Error for ConfigError {}
 pub trait Validate {
     /// Checks rules serde cannot express; the error names the offending key path.
     fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Whether `failure_mode: "open"` has a safe meaning for this filter. A filter that
+    /// enforces a policy on requests (which tools may be called, which scopes a call needs)
+    /// cannot let through a request it could not inspect without letting through the very
+    /// calls its policy refuses, so it sets this to `false` and [`load`] refuses `open`.
+    const FAILURE_MODE_OPEN: bool = true;
 }
 
 /// A filter configuration with no keys of its own.
@@ -198,6 +204,13 @@ pub fn load<T: DeserializeOwned + Validate>(raw: &[u8]) -> Result<Loaded<T>, Con
         }
     }
     let common = common_from(common_map)?;
+    if common.failure_mode == FailureMode::Open && !T::FAILURE_MODE_OPEN {
+        return Err(ConfigError::at(
+            "failure_mode",
+            "\"open\" is not allowed for this filter: it enforces a policy on requests, and a \
+             request it could not inspect may be one that policy refuses (use \"closed\")",
+        ));
+    }
     let filter: T = serde_path_to_error::deserialize(serde_json::Value::Object(map))
         .map_err(|e| serde_error(e.path().to_string(), e.into_inner()))?;
     filter.validate()?;

@@ -379,6 +379,24 @@ fn duplicate_key_error(input: &[u8], limits: &Limits, e: JsonError) -> RpcError 
     }
 }
 
+/// The JSON-RPC error that replaces a response message refused as ambiguous (a duplicate key,
+/// which clients resolve by keeping the last member and a filter's reader by the first):
+/// `-32603` with the message's id when it has exactly one valid `id`, so the client's request
+/// still gets its answer.
+pub fn ambiguous_response(input: &[u8], limits: &Limits, e: &JsonError) -> Vec<u8> {
+    let rpc = duplicate_key_error(input, limits, e.clone());
+    let key = match e {
+        JsonError::DuplicateKey { key, .. } => quoted(key),
+        _ => String::from("(unknown)"),
+    };
+    error_response(
+        rpc.id.as_ref().map(IdOwned::as_id).as_ref(),
+        INTERNAL_ERROR,
+        &format!("Gateway refused an ambiguous response: duplicate key {key}"),
+        None,
+    )
+}
+
 fn quoted(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
     json::write_escaped(&mut out, s);

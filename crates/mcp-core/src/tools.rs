@@ -70,6 +70,10 @@ impl ToolsConfig {
 }
 
 impl Validate for ToolsConfig {
+    // A request the filter could not inspect may be a call its policy refuses: `open` would be
+    // a bypass (a hidden-tool call padded past max_body_bytes), so it is refused at load.
+    const FAILURE_MODE_OPEN: bool = false;
+
     fn validate(&self) -> Result<(), ConfigError> {
         Rules::compile(&self.tool_rules(), "")?;
         if let Some(p) = &self.prompts {

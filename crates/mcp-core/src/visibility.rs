@@ -273,7 +273,9 @@ fn claim_of(v: Value<'_>) -> Claim {
 }
 
 fn split_scopes(s: &str) -> Vec<String> {
-    s.split_ascii_whitespace().map(str::to_owned).collect()
+    crate::scopes::token::scope_tokens(s)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn scopes_of(scope: Option<&Claim>, scp: Option<&Claim>) -> Vec<String> {
@@ -366,6 +368,23 @@ mod tests {
         assert!(r.for_caller(&admin).visible("repo_admin"));
         let plain = caller(r#"{"sub":"b","scope":"mcp:tools"}"#);
         assert!(!r.for_caller(&plain).visible("repo_admin"));
+    }
+
+    #[test]
+    fn a_scope_separated_by_a_tab_or_newline_grants_nothing() {
+        let r = rules(ISSUE_EXAMPLE);
+        for claims in [
+            r#"{"sub":"a","scope":"mcp:tools\trepo:admin"}"#,
+            r#"{"sub":"a","scope":"mcp:tools\nrepo:admin"}"#,
+            r#"{"sub":"a","scp":"x\r\nrepo:admin"}"#,
+        ] {
+            assert!(
+                !r.for_caller(&caller(claims)).visible("repo_admin"),
+                "{claims}"
+            );
+        }
+        let two_spaces = caller(r#"{"sub":"a","scope":"mcp:tools  repo:admin"}"#);
+        assert!(r.for_caller(&two_spaces).visible("repo_admin"));
     }
 
     #[test]

@@ -216,6 +216,14 @@ impl McpFilter for PiiFilter {
         let method_of = |id: Option<&Id<'_>>| self.method_of(id);
         let s = match shared.engine.scrub_response(data, &method_of, &self.limits) {
             Ok(s) => s,
+            Err(e @ mcp_core::json::JsonError::DuplicateKey { .. }) => {
+                // Ambiguous, not unreadable: the client would read the last of two members,
+                // unscrubbed. Refused whatever the failure mode, like a duplicate key in a
+                // request; the client still gets an answer for its id.
+                shared.response_failures.inc();
+                filter_host::log!(Warn, "response message has a duplicate key: refused");
+                return MessageAction::Replace(jsonrpc::ambiguous_response(data, &self.limits, &e));
+            }
             Err(_) => {
                 shared.response_failures.inc();
                 filter_host::log!(Warn, "response message is not valid JSON: cannot scrub it");

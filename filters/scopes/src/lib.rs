@@ -261,7 +261,7 @@ impl McpFilter for ScopesFilter {
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
-        if self.wants_response() && head.status == 200 {
+        if self.wants_response() && (200..300).contains(&head.status) {
             ResponseInterest::Messages
         } else {
             ResponseInterest::None

@@ -9,7 +9,8 @@
 use filter_host::abi::{self, MapType};
 use filter_host::metrics::{Counter, Registry};
 use filter_host::{
-    Inspected, LocalReply, McpFilter, MessageAction, RequestAction, ResponseHead, ResponseInterest,
+    HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction, RequestHead,
+    ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::json::Limits;
@@ -63,13 +64,31 @@ pub struct ToolsFilter {
     shared: Rc<Shared>,
     config: Rc<Loaded<ToolsConfig>>,
     identity: Option<Identity>,
-    /// Set when this request is a list whose response must be filtered.
-    list: Option<(Kind, Era)>,
+    /// The lists this request asks for whose responses must be filtered (two kinds at most,
+    /// in a batch), with the era of the request.
+    lists: Vec<(Kind, Era)>,
 }
 
 impl ToolsFilter {
     fn rules(&self, kind: Kind) -> Option<&Rules> {
         self.shared.rules(kind)
+    }
+
+    /// Filters every `kind` list in this request's response, when the rules can hide anything.
+    fn filter_lists_of(&mut self, kind: Kind, era: Era) {
+        let Some(rules) = self.rules(kind) else {
+            return;
+        };
+        let per_caller = rules.depends_on_identity();
+        if !(rules.can_hide() || per_caller) || self.lists.iter().any(|(k, _)| *k == kind) {
+            return;
+        }
+        if per_caller {
+            // Resolve the caller now, in the request phase: the response is filtered for
+            // whoever asked.
+            self.identity();
+        }
+        self.lists.push((kind, era));
     }
 
     /// The caller, read once per request and only when a decision needs it.
@@ -188,8 +207,18 @@ impl McpFilter for ToolsFilter {
             shared,
             config,
             identity: None,
-            list: None,
+            lists: Vec::new(),
         }
+    }
+
+    fn on_request_head(&mut self, head: &RequestHead) -> HeadAction {
+        if head.method == "GET" {
+            // A legacy listen or resumed stream (`Last-Event-ID`) may carry a list response the
+            // POST's own response did not: every list on it is filtered.
+            self.filter_lists_of(Kind::Tools, Era::Legacy);
+            self.filter_lists_of(Kind::Prompts, Era::Legacy);
+        }
+        HeadAction::Inspect
     }
 
     fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
@@ -203,20 +232,13 @@ impl McpFilter for ToolsFilter {
             methods::PROMPTS_GET => (Kind::Prompts, true),
             _ => return RequestAction::Continue,
         };
-        let Some(rules) = self.rules(kind) else {
+        if self.rules(kind).is_none() {
             return RequestAction::Continue;
-        };
+        }
         if !is_call {
-            // A list inside a batch is left alone: its response is an array the splice would
-            // have to match by id; batches are refused by default anyway.
-            if req.batch_index.is_none() && (rules.can_hide() || rules.depends_on_identity()) {
-                if rules.depends_on_identity() {
-                    // Resolve the caller now, in the request phase: the response is filtered
-                    // for whoever asked.
-                    self.identity();
-                }
-                self.list = Some((kind, req.era));
-            }
+            // A list inside a batch (`batch: each`) is filtered too: the response is then an
+            // array, and `filter_list` filters every element that holds a list, whatever its id.
+            self.filter_lists_of(kind, req.era);
             return RequestAction::Continue;
         }
         let Some(name) = r.name.as_deref() else {
@@ -243,17 +265,18 @@ impl McpFilter for ToolsFilter {
 
     fn wants_response(&self) -> bool {
         // Only list responses are filtered; everything else streams through without a look.
-        self.list.is_some()
+        !self.lists.is_empty()
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
-        let Some((kind, _)) = self.list else {
-            return ResponseInterest::None;
-        };
-        if !(200..300).contains(&head.status) {
+        if self.lists.is_empty() || !(200..300).contains(&head.status) {
             return ResponseInterest::None;
         }
-        if self.rules(kind).is_some_and(Rules::depends_on_identity) {
+        let per_caller = self
+            .lists
+            .iter()
+            .any(|(kind, _)| self.rules(*kind).is_some_and(Rules::depends_on_identity));
+        if per_caller {
             // The list depends on who asked: no shared cache may keep it. Set now, while the
             // headers can still change (an SSE response's headers leave immediately).
             if abi::set_header(MapType::HttpResponseHeaders, "cache-control", "no-store").is_err() {
@@ -264,9 +287,22 @@ impl McpFilter for ToolsFilter {
     }
 
     fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
-        let Some((kind, era)) = self.list else {
-            return MessageAction::Keep;
-        };
+        let mut out: Option<Vec<u8>> = None;
+        for (kind, era) in self.lists.clone() {
+            let current = out.as_deref().unwrap_or(data);
+            match self.filter_message(current, kind, era) {
+                MessageAction::Keep => {}
+                MessageAction::Replace(b) => out = Some(b),
+                MessageAction::Drop => return MessageAction::Drop,
+            }
+        }
+        out.map_or(MessageAction::Keep, MessageAction::Replace)
+    }
+}
+
+impl ToolsFilter {
+    /// Filters the `kind` list of one response message.
+    fn filter_message(&mut self, data: &[u8], kind: Kind, era: Era) -> MessageAction {
         let shared = Rc::clone(&self.shared);
         let Some(rules) = shared.rules(kind) else {
             return MessageAction::Keep;
@@ -353,6 +389,10 @@ mod tests {
         assert_eq!(e.path, "identity.metadata_key");
         let e = load(r#"{"alow": ["*"]}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field `alow`"), "{e}");
+        // A request the filter could not inspect may call a hidden tool: `open` is refused.
+        let e = load(r#"{"failure_mode": "open"}"#).unwrap_err();
+        assert_eq!(e.path, "failure_mode");
+        assert!(load(r#"{"failure_mode": "closed"}"#).is_ok());
     }
 
     #[test]

@@ -454,10 +454,10 @@ fn numeric(b: &[u8], i: usize, set: DetectorSet) -> Option<Found> {
     // Most numbers in text are none of these (quantities, years, ids, hex, times), and the
     // first run of digits and what follows it say so without running any detector: an IPv4
     // address starts `d{1,3}.`, an SSN `ddd-`/`ddd `, a phone `ddd` or `1` then `-`, `.` or a
-    // space, a grouped card `dddd ` / `dddd-`, an ungrouped card is 13-19 digits.
+    // space, a grouped card `dddd ` / `dddd-` / `dddd.`, an ungrouped card is 13-19 digits.
     let (_, n) = digits(b, i);
     let plausible = match at(b, i + n) {
-        b'.' => n <= 3,
+        b'.' => n <= 4,
         b'-' | b' ' => n <= 4,
         _ => false,
     } || (13..=19).contains(&n);
@@ -539,12 +539,12 @@ fn luhn(d: &[u8]) -> bool {
 }
 
 fn card(b: &[u8], i: usize) -> Option<Found> {
-    // Groups of digits separated by one consistent separator (space or dash), or one run:
-    // at most five groups (start, end), on the stack.
+    // Groups of digits, each separated from the next by one space, dash or dot (in any mix:
+    // `4111 1111-1111 1111` is still a card to whoever reads it), or one run: at most five
+    // groups (start, end), on the stack.
     let mut groups = [(0usize, 0usize); 5];
     let mut count = 0usize;
     let mut j = i;
-    let mut sep = 0u8;
     loop {
         let (_, n) = digits(b, j);
         if n == 0 {
@@ -556,12 +556,7 @@ fn card(b: &[u8], i: usize) -> Option<Found> {
         count += 1;
         j += n;
         let c = at(b, j);
-        if (c == b' ' || c == b'-') && is_digit(at(b, j + 1)) && count < 5 {
-            if sep == 0 {
-                sep = c;
-            } else if sep != c {
-                break;
-            }
+        if matches!(c, b' ' | b'-' | b'.') && is_digit(at(b, j + 1)) && count < 5 {
             j += 1;
         } else {
             break;

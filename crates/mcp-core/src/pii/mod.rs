@@ -593,13 +593,23 @@ impl Engine {
     /// `notifications/progress` `message`, `sampling/createMessage` `messages` and
     /// `systemPrompt`, `elicitation/create` `message`. A JSON body that is not a JSON-RPC
     /// message is scanned whole. A batch (array) is scrubbed element by element.
+    ///
+    /// A result whose id `method_of` cannot tie to a request (an id spelled differently from
+    /// the request's, `7.0` for `7`, which clients still accept) is scanned whole, object keys
+    /// included: a message the filter cannot attribute gets the strictest treatment, never
+    /// none.
+    ///
+    /// The message is validated like a request body: a duplicate key anywhere is an error
+    /// ([`json::JsonError::DuplicateKey`]), since clients read the *last* of two members and
+    /// the walker the first; the caller refuses such a message whatever its failure mode
+    /// ([`jsonrpc::ambiguous_response`]).
     pub fn scrub_response(
         &self,
         data: &[u8],
         method_of: &dyn Fn(Option<&Id<'_>>) -> Option<String>,
         limits: &Limits,
     ) -> Result<Scrubbed, json::JsonError> {
-        let root = json::skim(data, limits)?;
+        let root = json::validate(data, limits)?;
         let mut w = self.walker(false);
         w.limits = *limits;
         if !self.response {
@@ -880,10 +890,15 @@ impl<'a> Walker<'a> {
             Ok(Message::Response(r)) => match r.outcome {
                 Outcome::Error { .. } => self.error(v),
                 Outcome::Result(result) => {
+                    self.push(Seg::Key(Cow::Borrowed("result")));
                     let Some(m) = method_of(r.id.as_ref()) else {
+                        // Not attributable to a request of this exchange: scan it all.
+                        if let Some(included) = self.root_state() {
+                            self.value(result, Scope::User, included);
+                        }
+                        self.pop();
                         return;
                     };
-                    self.push(Seg::Key(Cow::Borrowed("result")));
                     if m == "tools/call" || m == "tasks/result" {
                         self.tool_result(result);
                     } else {
@@ -1066,6 +1081,7 @@ impl<'a> Walker<'a> {
                 }
             }
             Kind::Object => {
+                let mut renamed: Vec<(Range<usize>, String)> = Vec::new();
                 for m in v.members() {
                     let key: &str = &m.key;
                     if key == "_meta" {
@@ -1079,6 +1095,12 @@ impl<'a> Walker<'a> {
                             continue;
                         }
                     }
+                    if included {
+                        // A member name is data too (`{"byEmail": {"bob@example.com": 1}}`).
+                        if let Some(new) = self.text(key) {
+                            renamed.push((m.key_span.clone(), new));
+                        }
+                    }
                     if self.track_paths {
                         self.path.push(Seg::Key(m.key));
                         self.value(m.value, scope, included);
@@ -1086,6 +1108,9 @@ impl<'a> Walker<'a> {
                     } else {
                         self.value(m.value, scope, included);
                     }
+                }
+                if !renamed.is_empty() {
+                    self.rename_keys(v, renamed);
                 }
             }
             Kind::Array => {
@@ -1096,6 +1121,42 @@ impl<'a> Walker<'a> {
                 }
             }
             Kind::Number | Kind::Bool | Kind::Null => {}
+        }
+    }
+
+    /// Scrubs a decoded text: `Some(new)` when it changed (counted, blocked types recorded).
+    fn text(&mut self, text: &str) -> Option<String> {
+        match self.eng.scrub_text(text, &mut self.findings) {
+            Ok(new) => new,
+            Err(dets) => {
+                self.blocked.extend(dets);
+                None
+            }
+        }
+    }
+
+    /// Rewrites the member names of `obj` that changed. Two names that became equal (two
+    /// emails redacted to `[REDACTED:email]`), or equal to a name that did not change, would
+    /// make a duplicate key, which clients resolve by keeping the last: the later ones get a
+    /// `#2`, `#3`, ... suffix, so the object stays valid and keeps all its members.
+    fn rename_keys(&mut self, obj: Value<'a>, renamed: Vec<(Range<usize>, String)>) {
+        let changed: Vec<Range<usize>> = renamed.iter().map(|(r, _)| r.clone()).collect();
+        let mut taken: std::collections::HashSet<String> = obj
+            .members()
+            .filter(|m| !changed.contains(&m.key_span))
+            .map(|m| m.key.into_owned())
+            .collect();
+        for (span, new) in renamed {
+            let mut name = new.clone();
+            let mut n = 2u32;
+            while taken.contains(&name) {
+                name = format!("{new}#{n}");
+                n = n.saturating_add(1);
+            }
+            let mut enc = Vec::with_capacity(name.len() + 2);
+            json::write_escaped(&mut enc, &name);
+            taken.insert(name);
+            self.edits.push((span, enc));
         }
     }
 

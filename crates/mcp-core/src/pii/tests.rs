@@ -108,6 +108,11 @@ fn corpus_credit_card_positives_pass_luhn_and_issuer_prefix() {
         "6011111111111117",
         "2223003122003222",
         "4012888888881881",
+        // Mixed separators are read as a card by any person or model (issue 14 class 9).
+        "4111 1111-1111 1111",
+        "4111.1111.1111.1111",
+        "4111.1111 1111-1111",
+        "3782-822463 10005",
     ] {
         assert_positive(Builtin::CreditCard, v);
     }
@@ -118,7 +123,8 @@ fn corpus_credit_card_positives_pass_luhn_and_issuer_prefix() {
         "order 1234567890123456",
         "0000 0000 0000 0000",
         "9999999999999995",
-        "4111 1111-1111 1111",
+        "4111  1111 1111 1111",
+        "4111 -1111 1111 1111",
         "41111 1111 1111 111",
         "4111111111111111234567",
         "3.4111111111111111",
@@ -879,4 +885,129 @@ fn custom_patterns_support_case_insensitive_and_perl_classes() {
     let mut f = Findings::default();
     let out = eng.scrub_text("see TKT-abcd42 now", &mut f).unwrap();
     assert_eq!(out.as_deref(), Some("see [REDACTED:ticket] now"));
+}
+
+/// The method of a request with exactly this id text (numbers compared as written), as the
+/// filter ties responses to the requests of its exchange.
+fn by_exact_id(
+    id_text: &'static str,
+    method: &'static str,
+) -> impl Fn(Option<&Id<'_>>) -> Option<String> {
+    move |id| match id {
+        Some(Id::Number(t)) if *t == id_text => Some(method.to_string()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_result_under_an_id_spelled_differently_is_scanned_whole() {
+    let eng = engine("{}");
+    let method_of = by_exact_id("7", "tools/call");
+    for id in ["7.0", "7e0", "70e-1", "\"7\"", "null", "8"] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"mail bob@example.com"}}],"other":{{"deep":["alice@example.com"]}},"_meta":{{"k":"carol@example.com"}}}}}}"#
+        );
+        let s = eng
+            .scrub_response(body.as_bytes(), &method_of, &Limits::default())
+            .unwrap();
+        let v = rewritten(&s);
+        assert_eq!(
+            v["result"]["content"][0]["text"], "mail [REDACTED:email]",
+            "{id}"
+        );
+        // Strictest scope: every string, not only the tool-result members...
+        assert_eq!(v["result"]["other"]["deep"][0], "[REDACTED:email]", "{id}");
+        // ... except `_meta`, which is never scrubbed.
+        assert_eq!(v["result"]["_meta"]["k"], "carol@example.com");
+    }
+    // The exact id keeps the built-in scope (`other` is not a tool-result member).
+    let body = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[],"other":"alice@example.com"}}"#;
+    let s = eng
+        .scrub_response(body.as_bytes(), &method_of, &Limits::default())
+        .unwrap();
+    assert_eq!(s.verdict, Verdict::Clean);
+}
+
+#[test]
+fn a_response_with_a_duplicate_key_is_an_error_that_keeps_its_id() {
+    let eng = engine("{}");
+    for body in [
+        r#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"content":[{"type":"text","text":"bob@example.com"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"result":{"structuredContent":{},"structuredContent":{"e":"bob@example.com"}}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"con\u0074ent":[{"type":"text","text":"bob@example.com"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"x","text":"bob@example.com"}]}}"#,
+    ] {
+        let e = eng
+            .scrub_response(
+                body.as_bytes(),
+                &|_| Some("tools/call".into()),
+                &Limits::default(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, json::JsonError::DuplicateKey { .. }),
+            "{body}: {e:?}"
+        );
+        let reply = jsonrpc::ambiguous_response(body.as_bytes(), &Limits::default(), &e);
+        let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+        assert_eq!(v["id"], 3, "{body}");
+        assert_eq!(v["error"]["code"], -32603);
+        assert!(!String::from_utf8_lossy(&reply).contains("bob@"));
+    }
+    // An ambiguous id is not echoed.
+    let body = r#"{"jsonrpc":"2.0","id":3,"id":4,"result":{}}"#;
+    let e = eng
+        .scrub_response(body.as_bytes(), &|_| None, &Limits::default())
+        .unwrap_err();
+    let v: serde_json::Value = serde_json::from_slice(&jsonrpc::ambiguous_response(
+        body.as_bytes(),
+        &Limits::default(),
+        &e,
+    ))
+    .unwrap();
+    assert!(v["id"].is_null());
+}
+
+#[test]
+fn pii_in_member_names_is_redacted_and_names_stay_unique() {
+    let eng = engine("{}");
+    let body = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"structuredContent":{"byEmail":{"bob@example.com":{"n":1},"alice@example.com":{"n":2},"[REDACTED:email]":0,"plain":"x"}}}}"#;
+    let s = resp_for(&eng, "tools/call", body);
+    let Verdict::Rewritten(b) = &s.verdict else {
+        panic!("{:?}", s.verdict)
+    };
+    // Valid JSON with no duplicate key, every member kept.
+    let text = std::str::from_utf8(b).unwrap();
+    json::validate(b, &Limits::default()).unwrap();
+    assert!(!text.contains("bob@") && !text.contains("alice@"), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+    let by = v["result"]["structuredContent"]["byEmail"]
+        .as_object()
+        .unwrap();
+    assert_eq!(by.len(), 4);
+    assert_eq!(
+        by["[REDACTED:email]"], 0,
+        "the name that was already there is kept"
+    );
+    assert_eq!(by["[REDACTED:email]#2"]["n"], 1);
+    assert_eq!(by["[REDACTED:email]#3"]["n"], 2);
+    assert_eq!(s.findings.total(), 2);
+    // Request arguments too, also escaped keys.
+    let r = req(
+        &eng,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"to":{"bob\u0040example.com":true}}}}"#,
+    );
+    let Verdict::Rewritten(b) = &r.verdict else {
+        panic!("{:?}", r.verdict)
+    };
+    let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+    assert_eq!(v["params"]["arguments"]["to"]["[REDACTED:email]"], true);
+    // Under block a key blocks the message.
+    let eng = engine(r#"{"action":"block"}"#);
+    let s = resp_for(&eng, "tools/call", body);
+    assert!(
+        matches!(s.verdict, Verdict::Blocked { .. }),
+        "{:?}",
+        s.verdict
+    );
 }

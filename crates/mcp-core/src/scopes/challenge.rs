@@ -207,6 +207,7 @@ mod tests {
             AuthError::BadSignature,
             AuthError::Expired,
             AuthError::NotYetValid,
+            AuthError::IssuedInFuture,
             AuthError::MissingExpiry,
             AuthError::WrongIssuer,
             AuthError::WrongAudience,

@@ -636,6 +636,10 @@ fn compile_jwks(k: &JwksConfig) -> Result<KeySource, ConfigError> {
 }
 
 impl Validate for ScopesConfig {
+    // A request the filter could not inspect may be a call its policy refuses: `open` would be
+    // a bypass (a hidden-tool call padded past max_body_bytes), so it is refused at load.
+    const FAILURE_MODE_OPEN: bool = false;
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.compile().map(|_| ())
     }

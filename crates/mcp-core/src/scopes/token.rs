@@ -28,6 +28,8 @@ pub enum AuthError {
     Expired,
     /// `nbf` is in the future (beyond the clock skew).
     NotYetValid,
+    /// `iat` is in the future (beyond the clock skew): issued by a clock nobody should trust.
+    IssuedInFuture,
     /// No `exp` claim (every access token must expire, RFC 9068).
     MissingExpiry,
     /// `iss` is not the configured issuer.
@@ -74,6 +76,7 @@ impl AuthError {
             AuthError::BadSignature => "the token signature is invalid",
             AuthError::Expired => "the token expired",
             AuthError::NotYetValid => "the token is not valid yet",
+            AuthError::IssuedInFuture => "the token was issued in the future",
             AuthError::MissingExpiry => "the token has no expiry",
             AuthError::WrongIssuer => "the token was issued by an untrusted issuer",
             AuthError::WrongAudience => "the token was not issued for this resource",
@@ -295,6 +298,13 @@ impl Identity {
     }
 }
 
+/// The scope tokens of a `scope` string: RFC 6749 §3.3 separates them by a single space
+/// (0x20) and nothing else, so `"mcp:tools\trepo:admin"` is one (odd) token that grants
+/// neither `mcp:tools` nor `repo:admin`. Empty tokens (two spaces in a row) are skipped.
+pub fn scope_tokens(s: &str) -> impl Iterator<Item = &str> {
+    s.split(' ').filter(|t| !t.is_empty())
+}
+
 /// Scopes from `scope` (space-separated string, RFC 9068) and `scp` (array or space-separated
 /// string, as Okta and Entra ID emit), merged without duplicates.
 pub fn scopes_of(scope: Option<&Value>, scp: Option<&Value>) -> Vec<String> {
@@ -306,7 +316,7 @@ pub fn scopes_of(scope: Option<&Value>, scp: Option<&Value>) -> Vec<String> {
     };
     for v in [scope, scp].into_iter().flatten() {
         match v {
-            Value::String(s) => s.split_ascii_whitespace().for_each(&mut add),
+            Value::String(s) => scope_tokens(s).for_each(&mut add),
             Value::Array(items) => items.iter().filter_map(Value::as_str).for_each(&mut add),
             _ => {}
         }
@@ -347,6 +357,11 @@ pub fn validate_claims(
     if let Some(nbf) = seconds(claims.get("nbf"))? {
         if now.saturating_add(skew) < nbf {
             return Err(AuthError::NotYetValid);
+        }
+    }
+    if let Some(iat) = seconds(claims.get("iat"))? {
+        if now.saturating_add(skew) < iat {
+            return Err(AuthError::IssuedInFuture);
         }
     }
     let iss = match claims.get("iss") {
@@ -491,6 +506,45 @@ mod tests {
             published,
             json!({"sub":"alice","iss":"https://idp.example","scope":"a b c","tenant":"t1"})
         );
+    }
+
+    #[test]
+    fn scope_tokens_are_separated_by_single_spaces_only() {
+        let c = claims(json!({
+            "iss": "https://idp.example", "aud": "https://mcp.example/mcp", "exp": 2000,
+            "scope": "mcp:tools\trepo:admin  read\nwrite \u{b}x", "scp": "a\tb c"
+        }));
+        let id = validate_claims(&c, &policy(), &[], 1000).unwrap();
+        assert_eq!(
+            id.scopes,
+            [
+                "mcp:tools\trepo:admin",
+                "read\nwrite",
+                "\u{b}x",
+                "a\tb",
+                "c"
+            ]
+        );
+        assert!(!id
+            .scopes
+            .iter()
+            .any(|s| s == "repo:admin" || s == "mcp:tools"));
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_beyond_the_skew() {
+        let c = |iat: u64| {
+            claims(json!({
+                "iss": "https://idp.example", "aud": "https://mcp.example/mcp", "exp": 9000,
+                "iat": iat
+            }))
+        };
+        assert!(validate_claims(&c(1060), &policy(), &[], 1000).is_ok());
+        assert_eq!(
+            validate_claims(&c(1061), &policy(), &[], 1000),
+            Err(AuthError::IssuedInFuture)
+        );
+        assert_eq!(AuthError::IssuedInFuture.reason(), "invalid_token");
     }
 
     #[test]

@@ -141,9 +141,47 @@ fn check_id(raw: &[u8], expected: &Id<'_>) -> IdCheck {
                 _ => IdCheck::Other,
             }
         }
-        // A string id never matches a numeric one, whatever its text: JSON-RPC ids are typed.
+        // JSON-RPC ids are typed, but the TypeScript SDK finds a response's request by
+        // `Number(id)`: `"7"` answers request `7` for that client, so it is recorded as the
+        // answer (the outcome the client acts on), and the other way round.
+        (Some(b'"'), Id::Number(want)) => {
+            let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default();
+            match (
+                unescape(inner).ok().and_then(|t| js_number(&t)),
+                want.parse::<f64>(),
+            ) {
+                (Some(g), Ok(w)) if g == w => IdCheck::Same,
+                _ => IdCheck::Other,
+            }
+        }
+        (Some(b'-' | b'0'..=b'9'), Id::String(want)) => {
+            let got = std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok());
+            match (got, js_number(want)) {
+                (Some(g), Some(w)) if g == w => IdCheck::Same,
+                _ => IdCheck::Other,
+            }
+        }
         _ => IdCheck::Other,
     }
+}
+
+/// JavaScript's `Number(text)` for the decimal forms an id can take (white space trimmed,
+/// `""` is 0); `None` where JavaScript gives `NaN` (or for forms not handled here, such as
+/// hexadecimal, which then match nothing).
+fn js_number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Some(0.0);
+    }
+    let plain = t
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E'));
+    if !plain {
+        return None;
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 fn error_code(b: &[u8], error: &Range<usize>) -> String {
@@ -317,11 +355,30 @@ mod tests {
     }
 
     #[test]
-    fn ids_match_by_type_and_value_exactly() {
+    fn ids_match_as_the_most_lenient_client_matches_them() {
         let body = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
-        assert_eq!(scan_response(body, &s("1"), TOOL), Scan::OtherId);
+        assert!(matches!(
+            scan_response(body, &s("1"), TOOL),
+            Scan::Matched(_)
+        ));
+        assert!(matches!(
+            scan_response(body, &s(" 1.0 "), TOOL),
+            Scan::Matched(_)
+        ));
+        assert_eq!(scan_response(body, &s("one"), TOOL), Scan::OtherId);
         assert_eq!(scan_response(body, &num("2"), TOOL), Scan::OtherId);
-        let body = br#"{"jsonrpc":"2.0","id":"1","result":{}}"#;
+        // The TypeScript SDK looks responses up by Number(id): "7" answers 7.
+        for id in [r#""1""#, r#""1e0""#, r#""1""#] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#);
+            assert!(
+                matches!(
+                    scan_response(body.as_bytes(), &num("1"), TOOL),
+                    Scan::Matched(_)
+                ),
+                "{id}"
+            );
+        }
+        let body = br#"{"jsonrpc":"2.0","id":"0x1","result":{}}"#;
         assert_eq!(scan_response(body, &num("1"), TOOL), Scan::OtherId);
         // Same number, other spelling; escaped string id.
         let body = br#"{"jsonrpc":"2.0","id":1.0,"result":{}}"#;
