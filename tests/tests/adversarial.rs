@@ -152,6 +152,32 @@ fn with_bom(s: &str) -> Vec<u8> {
     [BOM, s.as_bytes()].concat()
 }
 
+/// A list whose hidden tool sits next to a field nested 100 deep (over `max_json_depth` 64;
+/// JSON.parse and Python read it fine).
+fn deep_list() -> String {
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    list_msg("1").replace(
+        r#""name":"admin_reset","#,
+        &format!(r#""name":"admin_reset","x-deep":{deep},"#),
+    )
+}
+
+/// A list of about 1.3 MB (over the default `max_body_bytes`) that holds the hidden tool.
+fn huge_list() -> String {
+    let filler: Vec<String> = (0..6000)
+        .map(|i| {
+            format!(
+                r#"{{"name":"tool_{i:05}","description":"{}","inputSchema":{{"type":"object"}}}}"#,
+                pad(160)
+            )
+        })
+        .collect();
+    list_msg("1").replace(
+        "[{\"name\":\"echo\"",
+        &format!("[{},{{\"name\":\"echo\"", filler.join(",")),
+    )
+}
+
 fn pad(n: usize) -> String {
     "x".repeat(n)
 }
@@ -339,23 +365,26 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
+/// The chunked body in `data` and whether its last chunk arrived.
+fn dechunk(mut data: &[u8]) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     loop {
         let Some(eol) = find(data, b"\r\n") else {
-            return out;
+            return (out, false);
         };
         let line = String::from_utf8_lossy(&data[..eol]).into_owned();
         let size =
             usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
         data = &data[eol + 2..];
         if size == 0 {
-            return out;
+            // Trailers, then the blank line.
+            let done = data.starts_with(b"\r\n") || find(data, b"\r\n\r\n").is_some();
+            return (out, done);
         }
         let take = size.min(data.len());
         out.extend_from_slice(&data[..take]);
         if take < size {
-            return out;
+            return (out, false);
         }
         data = data.get(size + 2..).unwrap_or_default();
     }
@@ -363,6 +392,11 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Parses the first final response of a raw HTTP/1.1 byte stream (1xx skipped).
 fn parse_response(buf: &[u8]) -> Result<Http, String> {
+    parse_framed(buf, false).map(|(h, _)| h)
+}
+
+/// [`parse_response`], and whether that response is complete (`head_only`: a HEAD's answer).
+fn parse_framed(buf: &[u8], head_only: bool) -> Result<(Http, bool), String> {
     let mut rest = buf;
     loop {
         let end = find(rest, b"\r\n\r\n").ok_or_else(|| {
@@ -393,18 +427,24 @@ fn parse_response(buf: &[u8]) -> Result<Http, String> {
                 .find(|(k, _)| k == n)
                 .map(|(_, v)| v.to_ascii_lowercase())
         };
-        let body = if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        let (body, complete) = if head_only || status == 204 || status == 304 {
+            (Vec::new(), true)
+        } else if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
             dechunk(after)
         } else if let Some(cl) = get("content-length").and_then(|c| c.parse::<usize>().ok()) {
-            after[..cl.min(after.len())].to_vec()
+            (after[..cl.min(after.len())].to_vec(), after.len() >= cl)
         } else {
-            after.to_vec()
+            // Delimited by the end of the connection.
+            (after.to_vec(), false)
         };
-        return Ok(Http {
-            status,
-            headers,
-            body,
-        });
+        return Ok((
+            Http {
+                status,
+                headers,
+                body,
+            },
+            complete,
+        ));
     }
 }
 
@@ -459,6 +499,11 @@ fn send_raw(addr: SocketAddr, r: &Req, extra: &[(String, String)]) -> Result<Htt
         if r.stop_at
             .is_some_and(|s| find(&buf, s.as_bytes()).is_some())
         {
+            break;
+        }
+        // A complete response ends the exchange (Envoy would otherwise hold the connection
+        // for its delayed-close timeout); pipelined exchanges read until the timeout.
+        if r.close && parse_framed(&buf, r.method == "HEAD").is_ok_and(|(_, done)| done) {
             break;
         }
         if Instant::now() >= deadline {
@@ -1092,6 +1137,31 @@ impl Gateway {
     }
 }
 
+/// Lets the upstream cluster carry HTTP/1.1 trailers (`enable_trailers`), so responses can end
+/// in trailers.
+fn enable_upstream_trailers(cfg: EnvoyConfig) -> EnvoyConfig {
+    cfg.modify(|doc| {
+        let opts: serde_yaml::Value = serde_yaml::from_str(
+            r#"
+envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+  "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+  explicit_http_config:
+    http_protocol_options: {enable_trailers: true}
+"#,
+        )
+        .unwrap();
+        for c in doc["static_resources"]["clusters"]
+            .as_sequence_mut()
+            .unwrap()
+            .iter_mut()
+        {
+            if c["name"] == "mcp_upstream" {
+                c["typed_extension_protocol_options"] = opts.clone();
+            }
+        }
+    })
+}
+
 fn test_server() -> TestServer {
     TestServer::start(ServerOptions::json().require_session(false)).unwrap()
 }
@@ -1261,6 +1331,35 @@ fn gzip_list_to_client(o: &Outcome) -> Result<(), String> {
         return Err(format!("the list lost its visible tools: {}", o.text()));
     }
     Ok(())
+}
+
+/// Either refused with -32600 (nothing upstream) or answered with a list (filtered: the leak
+/// checks look for the hidden names).
+fn refused_or_listed(o: &Outcome) -> Result<(), String> {
+    if let Some(e) = o.error() {
+        if e["error"]["code"] != -32600 {
+            return Err(format!("a refusal should be -32600: {e}"));
+        }
+        return nothing_upstream(o);
+    }
+    let listed = o
+        .messages()
+        .iter()
+        .any(|m| m["result"].get("tools").is_some() || m["result"].get("prompts").is_some());
+    if listed {
+        Ok(())
+    } else {
+        Err(format!("neither refused nor listed: {}", o.text()))
+    }
+}
+
+/// The upstream was asked for trailers (so the test server really sent them).
+fn te_trailers_upstream(o: &Outcome) -> Result<(), String> {
+    if o.rec.iter().all(|r| r.header("te") == Some("trailers")) && !o.rec.is_empty() {
+        Ok(())
+    } else {
+        Err("the upstream was not sent `te: trailers`: the reply had no trailers".into())
+    }
 }
 
 fn pii_open_pass_counted(o: &Outcome) -> Result<(), String> {
@@ -2016,9 +2115,82 @@ fn id_cases() -> Vec<Case> {
             sse_reply(&[format!("[{}]", list_msg("1"))]),
         ),
         list_any(
+            "list-for-another-pending-request-on-a-ping-stream",
+            post(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#),
+            sse_reply(&[list_msg("1"), r#"{"jsonrpc":"2.0","id":2,"result":{}}"#.to_string()]),
+        ),
+        list_any(
+            "list-for-another-pending-request-on-a-tool-call-stream",
+            post(echo_call("2")),
+            sse_reply(&[list_msg("1"), result_msg("2", "hi")]),
+        ),
+        list_any(
             "list-result-answering-ping-as-a-batch",
             post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
             json_reply(format!(r#"[{{"jsonrpc":"2.0","id":1,"result":{{}}}},{}]"#, list_msg("2"))),
+        ),
+    ]
+}
+
+fn get_stream_cases() -> Vec<Case> {
+    let get = || {
+        req("GET", None)
+            .without("content-type")
+            .without("accept")
+            .h("accept", "text/event-stream")
+    };
+    let g = |name, r: Req, reply: RawReply, secret: &str| {
+        case("get-stream", name, r, Expect::Any)
+            .reply(reply)
+            .down(&[secret])
+    };
+    vec![
+        g(
+            "get-stream-carries-a-list",
+            get(),
+            sse_reply(&[list_msg("1")]),
+            HIDDEN,
+        ),
+        g(
+            "get-stream-resumed-with-last-event-id-carries-a-list",
+            get().h("last-event-id", "3"),
+            sse_reply(&[list_msg("1")]),
+            HIDDEN,
+        ),
+        g(
+            "get-stream-carries-a-list-split-in-chunks",
+            get(),
+            sse_reply(&[list_msg("1")]).chunked(7, StdDuration::from_millis(1)),
+            HIDDEN,
+        ),
+        g(
+            "get-stream-gzip-list",
+            get(),
+            gz(sse_reply(&[list_msg("1")])),
+            HIDDEN,
+        ),
+        g(
+            "get-stream-carries-a-result-with-pii",
+            get(),
+            sse_reply(&[result_msg("7", &format!("mail {EMAIL}"))]),
+            EMAIL,
+        ),
+        g(
+            "get-stream-carries-a-log-with-pii",
+            get(),
+            sse_reply(&[format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"level":"info","data":"login {EMAIL}"}}}}"#
+            )]),
+            EMAIL,
+        ),
+        g(
+            "get-stream-carries-a-result-with-a-pii-key",
+            get(),
+            sse_reply(&[result_raw(
+                "7",
+                &format!(r#"{{"content":[],"structuredContent":{{"{EMAIL}":1}}}}"#),
+            )]),
+            EMAIL,
         ),
     ]
 }
@@ -2221,6 +2393,18 @@ fn attacker_cases() -> Vec<Case> {
             "tools-call-without-id",
             post(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"admin_reset","arguments":{}}}"#),
         ),
+        unknown_tool(
+            "params-key-escaped",
+            post(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","p\u0061rams":{"name":"admin_reset"}}"#),
+        ),
+        unknown_tool(
+            "method-key-escaped",
+            post(r#"{"jsonrpc":"2.0","id":7,"m\u0065thod":"tools/call","params":{"name":"admin_reset"}}"#),
+        ),
+        refused_hidden(
+            "underscore-twin-of-mcp-name",
+            modern_post(modern_call(r#""echo""#), "tools/call", Some("echo")).h("mcp_name", HIDDEN),
+        ),
         refused_hidden(
             "params-twice-via-escaped-key",
             post(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"},"p\u0061rams":{"name":"admin_reset"}}"#),
@@ -2265,6 +2449,14 @@ fn attacker_cases() -> Vec<Case> {
                 .h("content-type", "application/x-www-form-urlencoded"),
         ),
         pii_up("request-body-with-bom-pii", post(with_bom(&pii_call()))),
+        pii_up(
+            "request-arguments-key-escaped",
+            post(pii_call().replace("\"arguments\"", r#""\u0061rguments""#)),
+        ),
+        pii_up(
+            "request-email-partly-escaped",
+            post(pii_call().replace("example.com", r#"exam\u0070le.com"#)),
+        ),
         pii_up("request-body-utf16le-pii", post(utf16le(&pii_call()))),
         unknown_tool(
             "chunked-request-split-inside-the-name-with-trailers",
@@ -2359,6 +2551,67 @@ fn attacker_cases() -> Vec<Case> {
         ),
         list_leak("json-list-with-utf8-bom", json_reply(with_bom(&list_ev))),
         list_leak(
+            "json-list-leading-whitespace",
+            json_reply(format!("\n\r\n \t{list_ev}")),
+        ),
+        list_leak(
+            "sse-list-data-two-spaces",
+            RawReply::new("text/event-stream", format!("data:  {list_ev}\n\n")),
+        ),
+        list_leak(
+            "json-list-name-decoy-before-the-name",
+            json_reply(list_ev.replace(
+                r#"{"name":"admin_reset","#,
+                r#"{"inputSchema":{"type":"object","name":"echo"},"name":"admin_reset","#,
+            )),
+        ),
+        list_leak(
+            "json-list-name-decoy-after-the-name",
+            json_reply(list_ev.replace(
+                r#""name":"admin_reset","description":"Reset all administrative state of the server.","inputSchema":{"type":"object"}"#,
+                r#""name":"admin_reset","description":"Reset all administrative state of the server.","inputSchema":{"type":"object","name":"echo"}"#,
+            )),
+        ),
+        list_leak(
+            "json-list-with-an-error-member-too",
+            json_reply(list_ev.replace(
+                r#""result":"#,
+                r#""error":{"code":-1,"message":"x"},"result":"#,
+            )),
+        ),
+        list_leak("json-list-http-203", json_reply(list_ev.clone()).status(203)),
+        list_leak("json-list-nested-deeper-than-max-json-depth", json_reply(deep_list())),
+        list_leak("json-list-over-max-body-bytes", json_reply(huge_list())),
+        list_leak(
+            "sse-list-event-over-max-body-bytes",
+            sse_reply(&[huge_list()]).chunked(64 * 1024, StdDuration::ZERO),
+        ),
+        case("attacker", "json-result-pii-over-max-body-bytes", post(echo_call("7")), Expect::Any)
+            .reply(json_reply(result_msg(
+                "7",
+                &format!("mail {EMAIL} {}", pad(1_100_000)),
+            )))
+            .down(&[EMAIL]),
+        case("attacker", "json-result-pii-nested-deeper-than-max-json-depth", post(echo_call("7")), Expect::Any)
+            .reply(json_reply(result_raw(
+                "7",
+                &format!(
+                    r#"{{"content":[{{"type":"text","text":"mail {EMAIL}"}}],"structuredContent":{{"deep":{}1{}}}}}"#,
+                    "[".repeat(100),
+                    "]".repeat(100)
+                ),
+            )))
+            .down(&[EMAIL]),
+        case("attacker", "json-result-card-as-a-json-number", post(echo_call("7")), Expect::Any)
+            .reply(json_reply(result_raw(
+                "7",
+                r#"{"content":[],"structuredContent":{"card":4111111111111111,"ssn":219099999}}"#,
+            )))
+            .down(&["4111111111111111"]),
+        case("attacker", "json-result-email-uppercase", post(echo_call("7")), Expect::Any)
+            .reply(json_reply(result_msg("7", "mail ALICE@EXAMPLE.COM")))
+            .down(&["ALICE@EXAMPLE.COM"]),
+        list_leak(
             "json-list-then-a-second-object",
             json_reply(format!("{}{}", list_msg("1").replace(LIST_TOOLS, "[]"), list_ev)),
         ),
@@ -2412,6 +2665,7 @@ fn adversarial_full_chain() {
     cases.extend(failure_mode_closed_cases());
     cases.extend(dup_key_cases());
     cases.extend(id_cases());
+    cases.extend(get_stream_cases());
     cases.extend(key_cases());
     cases.extend(card_cases());
     cases.extend(attacker_cases());
@@ -2623,6 +2877,13 @@ fn adversarial_scopes() {
         .reply(reply)
         .down(&["delete_repo"])
     };
+    // Only the metadata paths are public: a tool call aimed at them (or at a path a server might
+    // resolve differently) without a token must not reach the upstream.
+    let meta = |name, path: &str| {
+        case("scopes", name, post(delete()).path(path), Expect::Refused)
+            .up(&["tools/call"])
+            .check(nothing_upstream)
+    };
     let list_with_delete = |id: &str| {
         format!(
             r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"echo","inputSchema":{{"type":"object"}}}},{{"name":"delete_repo","inputSchema":{{"type":"object"}}}}]}}}}"#
@@ -2663,6 +2924,11 @@ fn adversarial_scopes() {
             "scope-comma-separated-delete",
             tokens.bearer("mcp:tools,repo:admin"),
             delete(),
+        ),
+        forbidden(
+            "scope-single-token-with-trailing-tab-echo",
+            tokens.bearer("mcp:tools\t"),
+            echo_call("7"),
         ),
         forbidden(
             "scp-string-tab-separated-delete",
@@ -2727,6 +2993,34 @@ fn adversarial_scopes() {
             "escaped-name-delete",
             good.clone(),
             call_body("7", r#""delete\u005frepo""#, "{}"),
+        ),
+        meta(
+            "metadata-path-post-without-token",
+            "/.well-known/oauth-protected-resource/mcp",
+        ),
+        meta(
+            "metadata-path-root-post-without-token",
+            "/.well-known/oauth-protected-resource",
+        ),
+        meta(
+            "metadata-path-dot-dot-without-token",
+            "/.well-known/oauth-protected-resource/../../mcp",
+        ),
+        meta(
+            "metadata-path-encoded-dot-dot-without-token",
+            "/.well-known/oauth-protected-resource/mcp%2F..%2F..%2F..%2Fmcp",
+        ),
+        meta(
+            "metadata-path-with-query-without-token",
+            "/.well-known/oauth-protected-resource/mcp?/mcp",
+        ),
+        meta(
+            "metadata-path-in-the-query-without-token",
+            "/mcp?/.well-known/oauth-protected-resource",
+        ),
+        meta(
+            "metadata-path-suffix-without-token",
+            "/.well-known/oauth-protected-resourcex",
         ),
         hide(
             "hide-list-json-gzip",
@@ -2905,7 +3199,7 @@ fn adversarial_tools_batches_and_prompts() {
             r#"{"deny": ["admin_*"], "prompts": {"deny": ["greet"]}, "batch": "each"}"#,
         );
     let g = Gateway {
-        envoy: Envoy::start(cfg).unwrap(),
+        envoy: Envoy::start(enable_upstream_trailers(cfg)).unwrap(),
         server,
         allowed_headers: Vec::new(),
     };
@@ -2920,27 +3214,60 @@ fn adversarial_tools_batches_and_prompts() {
             .reply(reply)
             .down(&[secret])
     };
+    // The contract first said "refused (-32600)"; the lead then made mcp_tools filter lists
+    // inside batch responses instead. Either is safe; a leak is not.
+    let listed = |name, body: &str, secret: &str| {
+        case("ids", name, post(body.to_string()), Expect::Any)
+            .up(&[HIDDEN])
+            .down(&[secret])
+            .check(refused_or_listed)
+    };
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     let cases = vec![
-        refused(
+        leak(
+            "list-for-another-pending-request-on-a-ping-stream",
+            post(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#),
+            sse_reply(&[
+                list_msg("1"),
+                r#"{"jsonrpc":"2.0","id":2,"result":{}}"#.to_string(),
+            ]),
+            HIDDEN,
+        ),
+        leak(
+            "list-json-with-trailers",
+            post(list_body("1")).h("te", "trailers"),
+            json_reply(list_msg("1"))
+                .chunked(40, StdDuration::ZERO)
+                .trailer("x-checksum", "abc"),
+            HIDDEN,
+        )
+        .check(te_trailers_upstream),
+        leak(
+            "list-json-gzip-with-trailers",
+            post(list_body("1")).h("te", "trailers"),
+            gz(json_reply(list_msg("1"))).trailer("x-checksum", "abc"),
+            HIDDEN,
+        )
+        .check(te_trailers_upstream),
+        listed(
             "batch-each-tools-list-in-a-batch",
             r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#,
-            -32600,
+            HIDDEN,
         ),
-        refused(
+        listed(
             "batch-each-tools-list-alone-in-a-batch",
             r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]"#,
-            -32600,
+            HIDDEN,
         ),
-        refused(
+        listed(
             "batch-each-escaped-tools-list-in-a-batch",
             r#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","id":1,"method":"tools\/list"}]"#,
-            -32600,
+            HIDDEN,
         ),
-        refused(
+        listed(
             "batch-each-prompts-list-in-a-batch",
             r#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","id":1,"method":"prompts/list"}]"#,
-            -32600,
+            "greet",
         ),
         refused(
             "batch-each-hidden-call-in-a-batch",
@@ -2952,6 +3279,16 @@ fn adversarial_tools_batches_and_prompts() {
             r#"[{"jsonrpc":"2.0","id":2,"method":"ping"},{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"greet"}}]"#,
             -32602,
         ),
+        case(
+            "repeated-headers",
+            "two-authorization-headers-tools-alone",
+            post(echo_call("7"))
+                .h("authorization", "Bearer first")
+                .h("authorization", "Bearer second"),
+            Expect::Rpc(400, -32600),
+        )
+        .up(&["Bearer second"])
+        .check(id_7_nothing_upstream),
         case(
             "ids",
             "batch-each-control-ping-and-echo-pass",
@@ -3006,4 +3343,60 @@ fn adversarial_tools_batches_and_prompts() {
         ),
     ];
     g.run("mcp_tools alone (batch: each, prompts)", cases);
+}
+
+// ------------------------------------------------------------------------------------------
+// Group F: mcp_pii alone, upstream responses that end in trailers
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn adversarial_pii_responses_with_trailers() {
+    let server = test_server();
+    let cfg = EnvoyConfig::load("mcp_pii.yaml")
+        .unwrap()
+        .upstream("mcp_upstream", server.addr());
+    let g = Gateway {
+        envoy: Envoy::start(enable_upstream_trailers(cfg)).unwrap(),
+        server,
+        allowed_headers: Vec::new(),
+    };
+    let t = |name, reply: RawReply| {
+        case(
+            "trailers",
+            name,
+            post(echo_call("7")).h("te", "trailers"),
+            Expect::Any,
+        )
+        .reply(reply.trailer("x-checksum", "abc"))
+        .down(&[EMAIL])
+        .check(te_trailers_upstream)
+    };
+    let pii = || result_msg("7", &format!("mail {EMAIL}"));
+    let cases = vec![
+        t(
+            "result-json-with-trailers",
+            json_reply(pii()).chunked(16, StdDuration::ZERO),
+        ),
+        t(
+            "result-json-id-7.0-with-trailers",
+            json_reply(result_msg("7.0", &format!("mail {EMAIL}"))),
+        ),
+        t(
+            "result-json-duplicate-keys-with-trailers",
+            json_reply(result_raw(
+                "7",
+                &format!(r#"{{"content":[],"content":[{{"type":"text","text":"{EMAIL}"}}]}}"#),
+            )),
+        ),
+        t("result-json-gzip-with-trailers", gz(json_reply(pii()))),
+        t(
+            "result-sse-with-trailers",
+            sse_reply(&[pii()]).chunked(9, StdDuration::ZERO),
+        ),
+        t(
+            "result-text-plain-with-trailers",
+            RawReply::new("text/plain", pii()),
+        ),
+    ];
+    g.run("mcp_pii alone (responses ending in trailers)", cases);
 }

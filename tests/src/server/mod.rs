@@ -158,6 +158,8 @@ pub struct RawReply {
     pub chunks: Vec<Vec<u8>>,
     /// Pause between pieces.
     pub delay: Duration,
+    /// Trailers after the body (then sent without pauses).
+    pub trailers: Vec<(String, String)>,
 }
 
 impl RawReply {
@@ -168,7 +170,14 @@ impl RawReply {
             headers: vec![("content-type".into(), content_type.as_bytes().to_vec())],
             chunks: vec![body.into()],
             delay: Duration::ZERO,
+            trailers: Vec::new(),
         }
+    }
+
+    /// Adds a trailer.
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// Adds a header (appended, so a name may repeat).
@@ -205,7 +214,21 @@ impl RawReply {
             .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
         let units = self.chunks.into_iter().map(Bytes::from).collect();
-        let mut r = Response::new(body::stream_units(units, self.delay, exact_len));
+        let body = if self.trailers.is_empty() {
+            body::stream_units(units, self.delay, exact_len)
+        } else {
+            let mut t = HeaderMap::new();
+            for (k, v) in &self.trailers {
+                if let (Ok(k), Ok(v)) = (
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    t.append(k, v);
+                }
+            }
+            body::with_trailers(units, t)
+        };
+        let mut r = Response::new(body);
         *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         for (k, v) in self.headers {
             if let (Ok(k), Ok(v)) = (
