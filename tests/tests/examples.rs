@@ -301,7 +301,16 @@ struct Found {
     json: String,
 }
 
-const FILTER_NAMES: [&str; 4] = ["mcp_tools", "mcp_scopes", "mcp_pii", "mcp_telemetry"];
+const FILTER_NAMES: [&str; 5] = [
+    "mcp_tools",
+    "mcp_scopes",
+    "mcp_pii",
+    "mcp_telemetry",
+    "mcp_gateway",
+];
+/// The standalone filters, each with its own `envoy/<filter>.yaml`.
+const STANDALONE: [&str; 4] = ["mcp_tools", "mcp_scopes", "mcp_pii", "mcp_telemetry"];
+const FOUR_FILTERS: &str = "envoy/mcp-four-filters.yaml";
 
 fn get<'a>(m: &'a Yaml, key: &str) -> Option<&'a Yaml> {
     m.as_mapping()?.get(Yaml::String(key.to_owned()))
@@ -540,14 +549,18 @@ fn every_shipped_plugin_configuration_passes_its_schema_and_the_loader() {
     }
     let failures = check(&found);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // The gateway has all four, and each filter has its own file.
-    let in_gateway: BTreeSet<&str> = found
-        .iter()
-        .filter(|f| f.origin == GATEWAY)
-        .map(|f| f.filter.as_str())
-        .collect();
-    assert_eq!(in_gateway, FILTER_NAMES.into_iter().collect());
-    for filter in FILTER_NAMES {
+    // The gateway is the module; the same chain as four filters has all four; each filter has
+    // its own file.
+    let in_file = |file: &str| -> BTreeSet<&str> {
+        found
+            .iter()
+            .filter(|f| f.origin == file)
+            .map(|f| f.filter.as_str())
+            .collect()
+    };
+    assert_eq!(in_file(GATEWAY), ["mcp_gateway"].into_iter().collect());
+    assert_eq!(in_file(FOUR_FILTERS), STANDALONE.into_iter().collect());
+    for filter in STANDALONE {
         let own = format!("envoy/{filter}.yaml");
         assert!(
             found.iter().any(|f| f.origin == own && f.filter == filter),
@@ -794,26 +807,24 @@ fn compose_runs_the_tested_envoy_on_the_shipped_gateway_config_with_its_ports_an
     let gateway: Yaml = serde_yaml::from_str(&read(GATEWAY)).unwrap();
     let mut wasm = Vec::new();
     collect(&gateway, GATEWAY, &mut wasm);
-    // Both listeners run the same chain (a YAML anchor), so each filter appears once per listener.
+    // Both listeners run the same chain (a YAML anchor): the one module.
     let loaded: BTreeSet<&str> = wasm.iter().map(|f| f.filter.as_str()).collect();
-    assert_eq!(loaded.len(), 4, "{loaded:?}");
+    assert_eq!(loaded, ["mcp_gateway"].into_iter().collect(), "{loaded:?}");
     let gateway_text = read(GATEWAY);
-    for filter in FILTER_NAMES {
-        let file = format!("dist/{filter}.wasm");
-        assert!(
-            gateway_text.contains(&file),
-            "{GATEWAY} does not load {file}"
-        );
-        let host = host_path(&ms, &join_container(&cmd.working_dir, &file))
-            .unwrap_or_else(|| panic!("{file} is not inside a mount"));
-        assert_eq!(
-            host,
-            paths::dist_dir()
-                .canonicalize()
-                .unwrap_or(paths::dist_dir())
-                .join(format!("{filter}.wasm"))
-        );
-    }
+    let file = "dist/mcp_gateway.wasm";
+    assert!(
+        gateway_text.contains(file),
+        "{GATEWAY} does not load {file}"
+    );
+    let host = host_path(&ms, &join_container(&cmd.working_dir, file))
+        .unwrap_or_else(|| panic!("{file} is not inside a mount"));
+    assert_eq!(
+        host,
+        paths::dist_dir()
+            .canonicalize()
+            .unwrap_or(paths::dist_dir())
+            .join("mcp_gateway.wasm")
+    );
 
     // One network namespace, owned by mcp-server, which publishes the ports.
     let owner_name = "mcp-server";

@@ -1,5 +1,5 @@
-//! The shared request gate, through the real Envoy with the full filter chain
-//! (`envoy/mcp-gateway.yaml`) in front of the in-repo test MCP server. Every refusal is checked
+//! The shared request gate, through the real Envoy with the shipped gateway (`envoy/mcp-gateway.yaml`:
+//! the `mcp_gateway` module with every policy) in front of the in-repo test MCP server. Every refusal is checked
 //! against the server's record: a refused request must never reach the upstream.
 // Test helpers outside #[test] fns are not covered by clippy.toml's in-test allowances.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
@@ -17,6 +17,14 @@ fn chain(server: &TestServer) -> Envoy {
             .upstream("mcp_upstream", server.addr()),
     )
     .unwrap()
+}
+
+/// The shipped module configuration's sections, with `extra` common keys.
+fn module_config(extra: &str) -> String {
+    format!(
+        r#"{{{extra}, "telemetry": {{"route_headers": true, "max_tool_labels": 50}}, "scopes": {{}},
+            "tools": {{"deny": ["get-env", "admin_*", "*_admin"]}}, "pii": {{}}}}"#
+    )
 }
 
 fn server() -> TestServer {
@@ -55,13 +63,12 @@ fn a_valid_call_passes_every_filter_and_reaches_the_server() {
     let v = r.json().unwrap();
     assert_eq!(v["id"], "c-1");
     assert_eq!(s.tool_calls(), vec!["echo".to_string()]);
-    for f in ["mcp_tools", "mcp_scopes", "mcp_pii", "mcp_telemetry"] {
-        assert_eq!(
-            e.stat(&format!("wasmcustom.{f}.requests_inspected")),
-            Some(1),
-            "{f}"
-        );
-    }
+    // One module, one gate: the request was parsed and inspected once.
+    assert_eq!(e.stat("wasmcustom.mcp_gateway.requests_inspected"), Some(1));
+    assert_eq!(
+        e.stat("wasmcustom.mcp_pii.request.messages_scrubbed"),
+        Some(0)
+    );
 }
 
 #[test]
@@ -78,7 +85,7 @@ fn duplicate_keys_are_refused_even_behind_unicode_escapes() {
     }
     assert!(s.record().is_empty(), "nothing reached the server");
     // The first filter in the chain refuses; the others never see it.
-    assert_eq!(e.stat("wasmcustom.mcp_telemetry.invalid_request"), Some(3));
+    assert_eq!(e.stat("wasmcustom.mcp_gateway.invalid_request"), Some(3));
 }
 
 #[test]
@@ -96,7 +103,7 @@ fn batches_are_refused_by_default() {
     );
     assert_eq!(v["id"], Value::Null);
     assert!(s.record().is_empty());
-    assert_eq!(e.stat("wasmcustom.mcp_telemetry.batch_rejected"), Some(1));
+    assert_eq!(e.stat("wasmcustom.mcp_gateway.batch_rejected"), Some(1));
 }
 
 #[test]
@@ -217,7 +224,7 @@ fn a_body_over_max_body_bytes_is_refused_with_413() {
     let cfg = EnvoyConfig::load(GATEWAY)
         .unwrap()
         .upstream("mcp_upstream", s.addr())
-        .plugin_config("mcp_telemetry", r#"{"max_body_bytes": 1024}"#);
+        .plugin_config("mcp_gateway", &module_config(r#""max_body_bytes": 1024"#));
     let e = Envoy::start(cfg).unwrap();
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
@@ -225,7 +232,7 @@ fn a_body_over_max_body_bytes_is_refused_with_413() {
     );
     rpc_error(&post(&e, big.as_bytes(), &[]), 413, -32600);
     assert!(s.record().is_empty());
-    assert_eq!(e.stat("wasmcustom.mcp_telemetry.body_too_large"), Some(1));
+    assert_eq!(e.stat("wasmcustom.mcp_gateway.body_too_large"), Some(1));
 }
 
 #[test]
@@ -279,7 +286,7 @@ fn a_bad_plugin_configuration_stops_envoy_with_the_key_path() {
     let cfg = EnvoyConfig::load(GATEWAY)
         .unwrap()
         .upstream("mcp_upstream", s.addr())
-        .plugin_config("mcp_tools", r#"{"max_body_bytes": 0}"#);
+        .plugin_config("mcp_gateway", &module_config(r#""max_body_bytes": 0"#));
     let err = match Envoy::start(cfg) {
         Ok(_) => panic!("Envoy must refuse the plugin"),
         Err(e) => format!("{e:#}"),
@@ -290,12 +297,21 @@ fn a_bad_plugin_configuration_stops_envoy_with_the_key_path() {
     );
     let cfg = EnvoyConfig::load(GATEWAY)
         .unwrap()
-        .plugin_config("mcp_pii", r#"{"failure_mode": "closed", "mystery": true}"#);
+        .plugin_config("mcp_gateway", r#"{"pii": {"mystery": true}}"#);
     let err = match Envoy::start(cfg) {
         Ok(_) => panic!("Envoy must refuse the plugin"),
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("unknown field `mystery`"), "{err}");
+    // ... and inside a section the path names it.
+    let cfg = EnvoyConfig::load(GATEWAY)
+        .unwrap()
+        .plugin_config("mcp_gateway", r#"{"tools": {"deny": ["ok", ""]}}"#);
+    let err = match Envoy::start(cfg) {
+        Ok(_) => panic!("Envoy must refuse the plugin"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("tools.deny[1]"), "{err}");
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -374,8 +390,5 @@ fn a_body_on_any_method_but_post_is_refused_before_the_upstream() {
         assert_eq!(v["error"]["code"], -32600, "{method}");
     }
     assert!(s.record().is_empty(), "{:?}", s.record());
-    assert_eq!(
-        e.stat("wasmcustom.mcp_telemetry.method_not_allowed"),
-        Some(5)
-    );
+    assert_eq!(e.stat("wasmcustom.mcp_gateway.method_not_allowed"), Some(5));
 }

@@ -676,8 +676,16 @@ fn the_upstream_gets_the_injected_credential_never_the_clients_token() {
         json!({"strip_authorization": true}),
     );
     let envoy = Envoy::start(
-        with_credential(gateway(&[main.addr()], deploy.addr()), &upstream_secret)
-            .plugin_config("mcp_scopes", &scopes),
+        with_credential(gateway(&[main.addr()], deploy.addr()), &upstream_secret).plugin_config(
+            "mcp_gateway",
+            &json!({
+                "telemetry": {"route_headers": true, "max_tool_labels": 50},
+                "scopes": serde_json::from_str::<serde_json::Value>(&scopes).unwrap(),
+                "tools": {"deny": ["get-env", "admin_*", "*_admin"]},
+                "pii": {}
+            })
+            .to_string(),
+        ),
     )
     .unwrap();
     let claims = Claims::with_custom_claims(

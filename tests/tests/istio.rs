@@ -313,13 +313,17 @@ fn every_manifest_parses_and_every_wasm_filter_is_inserted_with_stop_iteration()
             assert!(p.op == "INSERT_FIRST" || p.anchor.as_deref() == Some(ROUTER));
         }
     }
-    assert_eq!(wasm_filters, 5, "four filters, mcp_scopes in two variants");
+    assert_eq!(
+        wasm_filters, 6,
+        "four filters (mcp_scopes in two variants) and the module"
+    );
 
     // The plugin configurations are the shipped envoy/*.yaml ones (scopes: same rules).
     for (file, envoy_file, name) in [
         ("mcp-tools.yaml", "mcp_tools.yaml", "mcp_tools"),
         ("mcp-pii.yaml", "mcp_pii.yaml", "mcp_pii"),
         ("mcp-telemetry.yaml", "mcp_telemetry.yaml", "mcp_telemetry"),
+        ("mcp-gateway.yaml", "mcp-gateway.yaml", "mcp_gateway"),
     ] {
         let p = patches(&docs(file));
         assert_eq!(

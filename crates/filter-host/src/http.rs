@@ -441,7 +441,7 @@ impl<F: McpFilter> McpHttp<F> {
                 "Invalid Request: MCP messages are sent by POST; only a POST request may carry a body",
                 None,
             );
-            let mut r = LocalReply::json(405, format!("{}_method_not_allowed", F::NAME), body);
+            let mut r = LocalReply::json(405, format!("{}_method_not_allowed", self.name()), body);
             r.headers.push(("allow".into(), "GET, POST, DELETE".into()));
             return Some(self.reply(&r));
         }
@@ -553,6 +553,11 @@ impl<F: McpFilter> McpHttp<F> {
         }
     }
 
+    /// The name of replies' details (`<name>_<reason>`): see [`McpFilter::name`].
+    fn name(&self) -> &'static str {
+        self.cx.as_ref().map_or(F::NAME, |c| c.name)
+    }
+
     fn failure_mode(&self) -> FailureMode {
         self.cx
             .as_ref()
@@ -577,7 +582,7 @@ impl<F: McpFilter> McpHttp<F> {
     }
 
     fn rpc_reply(&mut self, status: u32, reason: &str, body: Vec<u8>) -> Action {
-        let r = LocalReply::json(status, format!("{}_{reason}", F::NAME), body);
+        let r = LocalReply::json(status, format!("{}_{reason}", self.name()), body);
         self.reply(&r)
     }
 
@@ -676,7 +681,7 @@ impl<F: McpFilter> McpHttp<F> {
                     );
                     RequestAction::Reply(LocalReply::json(
                         400,
-                        format!("{}_batch_rejected", F::NAME),
+                        format!("{}_batch_rejected", self.name()),
                         b,
                     ))
                 }
@@ -700,7 +705,7 @@ impl<F: McpFilter> McpHttp<F> {
                                 );
                                 out = RequestAction::Reply(LocalReply::json(
                                     400,
-                                    format!("{}_batch_rejected", F::NAME),
+                                    format!("{}_batch_rejected", self.name()),
                                     b,
                                 ));
                                 break;
@@ -754,7 +759,7 @@ impl<F: McpFilter> McpHttp<F> {
                     );
                     return RequestAction::Reply(LocalReply::json(
                         400,
-                        format!("{}_header_mismatch", F::NAME),
+                        format!("{}_header_mismatch", self.name()),
                         b,
                     ));
                 }
@@ -790,7 +795,8 @@ impl<F: McpFilter> McpHttp<F> {
                         "Gateway filter could not inspect the response",
                         None,
                     );
-                    let r = LocalReply::json(502, format!("{}_response_failure", F::NAME), body);
+                    let r =
+                        LocalReply::json(502, format!("{}_response_failure", self.name()), body);
                     if r.send().is_err() {
                         self.count_failure();
                     }
@@ -902,7 +908,7 @@ impl<F: McpFilter> McpHttp<F> {
             "Gateway filter could not read the response",
             None,
         );
-        let r = LocalReply::json(502, format!("{}_{reason}", F::NAME), body);
+        let r = LocalReply::json(502, format!("{}_{reason}", self.name()), body);
         if r.send().is_err() {
             self.count_failure();
         }

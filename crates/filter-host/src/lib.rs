@@ -40,6 +40,14 @@ pub trait McpFilter: Sized + 'static {
     /// Per-VM state built once per configuration: compiled policies, metric handles, caches.
     type Shared: 'static;
 
+    /// The name of this configuration's gate counters (`<name>.invalid_json`) and of the
+    /// details of the gate's local replies (`<name>_invalid_json`). Default [`Self::NAME`];
+    /// `mcp_gateway` running a single policy takes that policy's name, so a chain of one
+    /// behaves exactly like the standalone filter.
+    fn name(_shared: &Self::Shared) -> &'static str {
+        Self::NAME
+    }
+
     /// Builds the per-VM state; an error refuses the configuration.
     fn shared(
         config: &Loaded<Self::Config>,

@@ -11,6 +11,8 @@ use std::rc::Rc;
 
 /// Everything a request context needs from its root, shared by `Rc`.
 pub(crate) struct Configured<F: McpFilter> {
+    /// [`McpFilter::name`] of this configuration.
+    pub name: &'static str,
     pub config: Rc<Loaded<F::Config>>,
     pub shared: Rc<F::Shared>,
     pub gate: GateStats,
@@ -43,13 +45,15 @@ impl<F: McpFilter> McpRoot<F> {
             .map_err(|e| format!("cannot read the plugin configuration: {e}"))?;
         let loaded = config::load::<F::Config>(&raw).map_err(|e| e.to_string())?;
         let mut reg = Registry::default();
-        let gate = GateStats::new(&mut reg, F::NAME);
         let shared = F::shared(&loaded, &mut reg)?;
+        let name = F::name(&shared);
+        let gate = GateStats::new(&mut reg, name);
         if reg.failures() > 0 {
             crate::log!(Warn, "{} metric definitions failed", reg.failures());
         }
         let tick = F::tick_period_ms(&shared);
         self.configured = Some(Rc::new(Configured {
+            name,
             config: Rc::new(loaded),
             shared: Rc::new(shared),
             gate,

@@ -166,6 +166,22 @@ pub trait Validate {
     /// cannot let through a request it could not inspect without letting through the very
     /// calls its policy refuses, so it sets this to `false` and [`load`] refuses `open`.
     const FAILURE_MODE_OPEN: bool = true;
+
+    /// [`Self::FAILURE_MODE_OPEN`] for this configuration (a configuration with optional
+    /// policy sections answers by the sections it has).
+    fn failure_mode_open_allowed(&self) -> bool {
+        Self::FAILURE_MODE_OPEN
+    }
+}
+
+/// `e` with its path moved under `section` (`deny[1]` becomes `tools.deny[1]`).
+pub fn nest(e: ConfigError, section: &str) -> ConfigError {
+    let path = if e.path.is_empty() {
+        section.to_owned()
+    } else {
+        format!("{section}.{}", e.path)
+    };
+    ConfigError::at(path, e.message)
 }
 
 /// A filter configuration with no keys of its own.
@@ -204,16 +220,16 @@ pub fn load<T: DeserializeOwned + Validate>(raw: &[u8]) -> Result<Loaded<T>, Con
         }
     }
     let common = common_from(common_map)?;
-    if common.failure_mode == FailureMode::Open && !T::FAILURE_MODE_OPEN {
+    let filter: T = serde_path_to_error::deserialize(serde_json::Value::Object(map))
+        .map_err(|e| serde_error(e.path().to_string(), e.into_inner()))?;
+    filter.validate()?;
+    if common.failure_mode == FailureMode::Open && !filter.failure_mode_open_allowed() {
         return Err(ConfigError::at(
             "failure_mode",
             "\"open\" is not allowed for this filter: it enforces a policy on requests, and a \
              request it could not inspect may be one that policy refuses (use \"closed\")",
         ));
     }
-    let filter: T = serde_path_to_error::deserialize(serde_json::Value::Object(map))
-        .map_err(|e| serde_error(e.path().to_string(), e.into_inner()))?;
-    filter.validate()?;
     Ok(Loaded { common, filter })
 }
 

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod gateway;
 pub mod glob;
 pub mod json;
 pub mod jsonrpc;

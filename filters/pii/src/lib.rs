@@ -262,4 +262,6 @@ impl McpFilter for PiiFilter {
     }
 }
 
+// Compiled into `mcp_gateway` too (filters/gateway), which exports the chain instead.
+#[cfg(not(mcp_gateway))]
 filter_host::export_filter!(PiiFilter);

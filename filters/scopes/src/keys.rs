@@ -165,7 +165,7 @@ fn verify_with(key: &Key, token: &str) -> bool {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(mcp_gateway)))]
 mod tests {
     use super::*;
     use mcp_core::scopes::jwks::parse;

@@ -304,4 +304,6 @@ impl McpFilter for ScopesFilter {
     }
 }
 
+// Compiled into `mcp_gateway` too (filters/gateway), which exports the chain instead.
+#[cfg(not(mcp_gateway))]
 filter_host::export_filter!(ScopesFilter);

@@ -5,7 +5,7 @@
 //! timer. A lease in shared data elects one fetching worker per period; an unknown `kid` asks the
 //! local worker for an immediate, rate-limited refresh.
 
-use crate::keys::KeyRing;
+use super::keys::KeyRing;
 use filter_host::abi::{self, BufferType, MapType};
 use filter_host::metrics::{Counter, Registry};
 use mcp_core::scopes::config::{Alg, Authenticator, JwtPolicy, KeySource, Policy, RemoteJwks};

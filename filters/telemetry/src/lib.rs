@@ -399,4 +399,6 @@ impl McpFilter for TelemetryFilter {
     }
 }
 
+// Compiled into `mcp_gateway` too (filters/gateway), which exports the chain instead.
+#[cfg(not(mcp_gateway))]
 filter_host::export_filter!(TelemetryFilter);

@@ -351,9 +351,11 @@ impl ToolsFilter {
     }
 }
 
+// Compiled into `mcp_gateway` too (filters/gateway), which exports the chain instead.
+#[cfg(not(mcp_gateway))]
 filter_host::export_filter!(ToolsFilter);
 
-#[cfg(test)]
+#[cfg(all(test, not(mcp_gateway)))]
 mod tests {
     use super::*;
     use mcp_core::config::ConfigError;

@@ -469,7 +469,7 @@ struct ConfigSpec {
 
 const PLAIN: &str = "plain";
 
-const CONFIGS: [ConfigSpec; 11] = [
+const CONFIGS: [ConfigSpec; 12] = [
     ConfigSpec {
         name: "direct",
         source: Source::Direct,
@@ -512,9 +512,15 @@ const CONFIGS: [ConfigSpec; 11] = [
         name: "mcp_telemetry",
         source: Source::EnvoyDir("mcp_telemetry.yaml"),
     },
+    // The shipped gateway: the mcp_gateway module, every policy in one VM.
     ConfigSpec {
         name: "mcp-gateway",
         source: Source::EnvoyDir("mcp-gateway.yaml"),
+    },
+    // The same policies as four separate filters (four VMs), for comparison.
+    ConfigSpec {
+        name: "four-filters",
+        source: Source::EnvoyDir("mcp-four-filters.yaml"),
     },
 ];
 
@@ -529,6 +535,11 @@ fn target(config: &str, workload: &str) -> Option<f64> {
         ("mcp_scopes", "call") => Some(1.3),
         ("mcp_pii", "call-11k-json" | "call-11k-sse") => Some(1.6),
         ("mcp_pii", "call-11k-pii10-json" | "call-11k-pii10-sse") => Some(2.0),
+        // Issue 15, c1 (c32: 2.2, 3.0, 3.0, 5.0).
+        ("mcp-gateway", "call") => Some(1.8),
+        ("mcp-gateway", "call-11k-pii10-json") => Some(2.2),
+        ("mcp-gateway", "list-50-sse") => Some(2.2),
+        ("mcp-gateway", "list-500-sse") => Some(4.0),
         _ => None,
     }
 }
@@ -556,7 +567,8 @@ fn load_config(spec: &ConfigSpec) -> Result<Option<EnvoyConfig>> {
 /// logger to the filter. Every cell then measures the same Envoy plus the wasm filters.
 /// Envoy's own HTTP filters the shipped configs wrap around ours (rate limit, session affinity,
 /// upstream credentials): plain Envoy has none of them, so they are removed before measuring.
-const ENVOY_SIDE_FILTERS: [&str; 3] = [
+const ENVOY_SIDE_FILTERS: [&str; 4] = [
+    "envoy.filters.http.compressor",
     "envoy.filters.http.local_ratelimit",
     "envoy.filters.http.stateful_session",
     "envoy.filters.http.credential_injector",

@@ -1,5 +1,6 @@
-//! `make demo`: the real Envoy with all four filters (`envoy/mcp-gateway.yaml`) in front of the
-//! demo MCP server, a short scripted session showing what each filter did, then Envoy stays up on
+//! `make demo`: the real Envoy with the shipped gateway (`envoy/mcp-gateway.yaml`: the
+//! `mcp_gateway` module, every policy in one VM) in front of the demo MCP server, a short scripted
+//! session showing what each policy did, then Envoy stays up on
 //! http://localhost:10000/mcp until Ctrl-C so any MCP client can be pointed at it.
 // Indexing a serde_json::Value returns Null for a missing key; it never panics.
 #![allow(clippy::indexing_slicing)]
@@ -11,7 +12,16 @@ use serde_json::Value;
 
 const LISTEN_PORT: u16 = 10000;
 const ADMIN_PORT: u16 = 9901;
-const FILTERS: [&str; 4] = ["mcp_telemetry", "mcp_scopes", "mcp_tools", "mcp_pii"];
+/// The module's policies in chain order; their counters keep the standalone filters' names.
+const POLICIES: [&str; 4] = ["mcp_telemetry", "mcp_scopes", "mcp_tools", "mcp_pii"];
+/// Where each set of counters comes from: the module's gate, then each policy.
+const COUNTERS: [&str; 5] = [
+    "mcp_gateway",
+    "mcp_telemetry",
+    "mcp_scopes",
+    "mcp_tools",
+    "mcp_pii",
+];
 
 fn main() -> Result<()> {
     let server = TestServer::start(ServerOptions::sse().port(3001).log_requests(false))
@@ -23,7 +33,10 @@ fn main() -> Result<()> {
             format!("starting Envoy on ports {LISTEN_PORT}/{ADMIN_PORT} (are they free?)")
         })?;
     let url = envoy.url("/mcp");
-    println!("Envoy 1.40 + {} on {url}", FILTERS.join(" → "));
+    println!(
+        "Envoy 1.40 + mcp_gateway ({}) on {url}",
+        POLICIES.join(" → ")
+    );
     println!(
         "demo MCP server (SSE responses) on {}\n",
         server.url("/mcp")
@@ -103,10 +116,10 @@ fn main() -> Result<()> {
     )?;
     step.show(&r, &error_text(&r));
 
-    step.title("4. What reached the MCP server, and what each filter counted");
+    step.title("4. What reached the MCP server, and what the gate and each policy counted");
     let calls = server.tool_calls();
     println!("   tools/call received by the server: {calls:?} (refused requests never arrived)");
-    for f in FILTERS {
+    for f in COUNTERS {
         let stats = envoy.admin(&format!("/stats?filter=wasmcustom.{f}\\."))?;
         let nonzero: Vec<String> = stats
             .lines()

@@ -1,0 +1,351 @@
+//! `mcp_gateway`: every MCP policy in one wasm VM, over one gate and one parse per request.
+//!
+//! The policies are the standalone filters' own code (`filters/<policy>/src`, compiled in as
+//! modules under `cfg(mcp_gateway)`), run as a chain with a fixed order: telemetry → scopes →
+//! tools → pii on the request, the reverse on the response, so pii scrubs what the list
+//! filtering left and telemetry observes the bytes the client gets. The shared gate
+//! (`filter_host`) parses and checks each request once and hands the same parsed message to
+//! every policy; each response message is framed once and passed from policy to policy.
+//!
+//! - **Request head**: each policy decides in order; the first reply wins. A policy that holds
+//!   the request (mcp_scopes waiting for a JWKS refresh) is asked again when it is woken, and the
+//!   chain goes on from it: the policies before it are not asked twice.
+//! - **Request message**: each policy that asked for the body decides in order; the first reply
+//!   wins. Only the last policy (pii) rewrites a body.
+//! - **Response**: the policies that want it say how (`Messages`, `Observe`); each message goes
+//!   through them in order, each one seeing what the previous one forwarded; a drop ends it.
+//!
+//! Configuration: `mcp_core::gateway::GatewayConfig` (the common keys at the top level, one
+//! optional section per policy). See docs/gateway.md.
+
+#[path = "../../pii/src/lib.rs"]
+pub mod pii;
+#[path = "../../scopes/src/lib.rs"]
+pub mod scopes;
+#[path = "../../telemetry/src/lib.rs"]
+pub mod telemetry;
+#[path = "../../tools/src/lib.rs"]
+pub mod tools;
+
+use filter_host::metrics::Registry;
+use filter_host::{
+    HeadAction, Inspected, McpFilter, MessageAction, RequestAction, RequestHead, ResponseHead,
+    ResponseInterest,
+};
+use mcp_core::config::Loaded;
+use mcp_core::gateway::GatewayConfig;
+use std::borrow::Cow;
+use std::rc::Rc;
+
+/// One policy's per-VM state and configuration.
+pub struct Part<P: McpFilter> {
+    shared: Rc<P::Shared>,
+    config: Rc<Loaded<P::Config>>,
+}
+
+impl<P: McpFilter> std::fmt::Debug for Part<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part").field("policy", &P::NAME).finish()
+    }
+}
+
+impl<P: McpFilter> Part<P> {
+    fn build(
+        section: Option<&P::Config>,
+        common: &mcp_core::config::Common,
+        reg: &mut Registry,
+    ) -> Result<Option<Self>, String>
+    where
+        P::Config: Clone,
+    {
+        let Some(own) = section else {
+            return Ok(None);
+        };
+        let config = Loaded {
+            common: common.clone(),
+            filter: own.clone(),
+        };
+        let shared = P::shared(&config, reg).map_err(|e| format!("{}: {e}", P::NAME))?;
+        Ok(Some(Part {
+            shared: Rc::new(shared),
+            config: Rc::new(config),
+        }))
+    }
+
+    fn start(&self) -> Slot<P> {
+        Slot {
+            policy: P::new(Rc::clone(&self.shared), Rc::clone(&self.config)),
+            head: None,
+            interest: ResponseInterest::None,
+        }
+    }
+}
+
+/// Per-VM state: the policies present, in chain order.
+#[derive(Debug)]
+pub struct Shared {
+    telemetry: Option<Part<telemetry::TelemetryFilter>>,
+    scopes: Option<Part<scopes::ScopesFilter>>,
+    tools: Option<Part<tools::ToolsFilter>>,
+    pii: Option<Part<pii::PiiFilter>>,
+    name: &'static str,
+}
+
+/// One policy of one request, with what it asked for.
+struct Slot<P: McpFilter> {
+    policy: P,
+    /// Its head decision: `Some(true)` inspect the body, `Some(false)` pass it unread.
+    head: Option<bool>,
+    interest: ResponseInterest,
+}
+
+/// The chain's view of a policy of this request.
+trait Step {
+    fn head(&mut self, head: &RequestHead) -> HeadAction;
+    fn wants_body(&self) -> bool;
+    fn request(&mut self, req: &Inspected<'_>) -> RequestAction;
+    fn wants_response(&self) -> bool;
+    fn response_head(&mut self, head: &ResponseHead) -> ResponseInterest;
+    fn message(&mut self, data: &[u8]) -> MessageAction;
+    fn unread(&mut self);
+    fn log(&mut self);
+}
+
+impl<P: McpFilter> Step for Slot<P> {
+    fn head(&mut self, head: &RequestHead) -> HeadAction {
+        let a = self.policy.on_request_head(head);
+        self.head = match &a {
+            HeadAction::Inspect => Some(true),
+            HeadAction::Pass => Some(false),
+            HeadAction::Reply(_) | HeadAction::Hold => None,
+        };
+        a
+    }
+
+    fn wants_body(&self) -> bool {
+        self.head == Some(true)
+    }
+
+    fn request(&mut self, req: &Inspected<'_>) -> RequestAction {
+        if self.head == Some(true) {
+            self.policy.on_request(req)
+        } else {
+            RequestAction::Continue
+        }
+    }
+
+    fn wants_response(&self) -> bool {
+        self.policy.wants_response()
+    }
+
+    fn response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
+        self.interest = if self.policy.wants_response() {
+            self.policy.on_response_head(head)
+        } else {
+            ResponseInterest::None
+        };
+        self.interest
+    }
+
+    fn message(&mut self, data: &[u8]) -> MessageAction {
+        match self.interest {
+            ResponseInterest::None => MessageAction::Keep,
+            ResponseInterest::Messages => self.policy.on_response_message(data),
+            ResponseInterest::Observe => {
+                // Read-only: whatever it answers, the message is not its to change.
+                let _ = self.policy.on_response_message(data);
+                MessageAction::Keep
+            }
+        }
+    }
+
+    fn unread(&mut self) {
+        if self.interest != ResponseInterest::None {
+            self.policy.on_response_unread();
+        }
+    }
+
+    fn log(&mut self) {
+        self.policy.on_log();
+    }
+}
+
+/// The chain, per request.
+pub struct Gateway {
+    telemetry: Option<Slot<telemetry::TelemetryFilter>>,
+    scopes: Option<Slot<scopes::ScopesFilter>>,
+    tools: Option<Slot<tools::ToolsFilter>>,
+    pii: Option<Slot<pii::PiiFilter>>,
+    /// The first policy whose head decision is still to come (after a hold, the one that held).
+    next_head: usize,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("next_head", &self.next_head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// The policies in request order (absent ones as `None`).
+    fn steps(&mut self) -> [Option<&mut dyn Step>; 4] {
+        [
+            self.telemetry.as_mut().map(|s| s as &mut dyn Step),
+            self.scopes.as_mut().map(|s| s as &mut dyn Step),
+            self.tools.as_mut().map(|s| s as &mut dyn Step),
+            self.pii.as_mut().map(|s| s as &mut dyn Step),
+        ]
+    }
+}
+
+impl McpFilter for Gateway {
+    const NAME: &'static str = "mcp_gateway";
+    type Config = GatewayConfig;
+    type Shared = Shared;
+
+    fn shared(config: &Loaded<GatewayConfig>, reg: &mut Registry) -> Result<Shared, String> {
+        let c = &config.common;
+        let g = &config.filter;
+        let sections = g.sections();
+        let name = match sections.as_slice() {
+            // A chain of one is the standalone filter: same gate counters and reply details.
+            ["telemetry"] => telemetry::TelemetryFilter::NAME,
+            ["scopes"] => scopes::ScopesFilter::NAME,
+            ["tools"] => tools::ToolsFilter::NAME,
+            ["pii"] => pii::PiiFilter::NAME,
+            _ => Self::NAME,
+        };
+        Ok(Shared {
+            telemetry: Part::build(g.telemetry.as_ref(), c, reg)?,
+            scopes: Part::build(g.scopes.as_ref(), c, reg)?,
+            tools: Part::build(g.tools.as_ref(), c, reg)?,
+            pii: Part::build(g.pii.as_ref(), c, reg)?,
+            name,
+        })
+    }
+
+    fn name(shared: &Shared) -> &'static str {
+        shared.name
+    }
+
+    fn new(shared: Rc<Shared>, _config: Rc<Loaded<GatewayConfig>>) -> Self {
+        Gateway {
+            telemetry: shared.telemetry.as_ref().map(Part::start),
+            scopes: shared.scopes.as_ref().map(Part::start),
+            tools: shared.tools.as_ref().map(Part::start),
+            pii: shared.pii.as_ref().map(Part::start),
+            next_head: 0,
+        }
+    }
+
+    fn on_request_head(&mut self, head: &RequestHead) -> HeadAction {
+        let from = self.next_head;
+        let mut held = None;
+        for (i, step) in self.steps().into_iter().enumerate().skip(from) {
+            let Some(step) = step else { continue };
+            match step.head(head) {
+                HeadAction::Inspect | HeadAction::Pass => {}
+                HeadAction::Reply(r) => return HeadAction::Reply(r),
+                HeadAction::Hold => {
+                    held = Some(i);
+                    break;
+                }
+            }
+        }
+        if let Some(i) = held {
+            // Woken, the chain goes on from this policy.
+            self.next_head = i;
+            return HeadAction::Hold;
+        }
+        self.next_head = 4;
+        let inspect = self.steps().into_iter().flatten().any(|s| s.wants_body());
+        if inspect || self.steps().iter().all(Option::is_none) {
+            HeadAction::Inspect
+        } else {
+            HeadAction::Pass
+        }
+    }
+
+    fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
+        for step in self.steps().into_iter().flatten() {
+            match step.request(req) {
+                RequestAction::Continue => {}
+                // The first refusal wins; a rewrite comes from the last policy (pii).
+                other => return other,
+            }
+        }
+        RequestAction::Continue
+    }
+
+    fn wants_response(&self) -> bool {
+        let wants = |s: Option<&dyn Step>| s.is_some_and(Step::wants_response);
+        wants(self.telemetry.as_ref().map(|s| s as &dyn Step))
+            || wants(self.scopes.as_ref().map(|s| s as &dyn Step))
+            || wants(self.tools.as_ref().map(|s| s as &dyn Step))
+            || wants(self.pii.as_ref().map(|s| s as &dyn Step))
+    }
+
+    fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
+        let mut all = ResponseInterest::None;
+        for step in self.steps().into_iter().rev().flatten() {
+            match step.response_head(head) {
+                ResponseInterest::Messages => all = ResponseInterest::Messages,
+                ResponseInterest::Observe if all == ResponseInterest::None => {
+                    all = ResponseInterest::Observe;
+                }
+                _ => {}
+            }
+        }
+        all
+    }
+
+    fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
+        let mut current: Cow<'_, [u8]> = Cow::Borrowed(data);
+        for step in self.steps().into_iter().rev().flatten() {
+            match step.message(&current) {
+                MessageAction::Keep => {}
+                MessageAction::Replace(b) => current = Cow::Owned(b),
+                MessageAction::Drop => return MessageAction::Drop,
+            }
+        }
+        match current {
+            Cow::Borrowed(_) => MessageAction::Keep,
+            Cow::Owned(b) => MessageAction::Replace(b),
+        }
+    }
+
+    fn on_response_unread(&mut self) {
+        for step in self.steps().into_iter().flatten() {
+            step.unread();
+        }
+    }
+
+    fn on_log(&mut self) {
+        for step in self.steps().into_iter().flatten() {
+            step.log();
+        }
+    }
+
+    fn tick_period_ms(shared: &Shared) -> Option<u32> {
+        shared
+            .scopes
+            .as_ref()
+            .and_then(|p| scopes::ScopesFilter::tick_period_ms(&p.shared))
+    }
+
+    fn on_tick(shared: &Shared) {
+        if let Some(p) = &shared.scopes {
+            scopes::ScopesFilter::on_tick(&p.shared);
+        }
+    }
+
+    fn on_http_call_response(shared: &Shared, token: u32, num_headers: usize, body_size: usize) {
+        if let Some(p) = &shared.scopes {
+            scopes::ScopesFilter::on_http_call_response(&p.shared, token, num_headers, body_size);
+        }
+    }
+}
+
+filter_host::export_filter!(Gateway);
