@@ -1398,6 +1398,18 @@ fn listen_stream(o: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
+/// A GET stream either arrives filtered / scrubbed (its events kept) or is refused; it is never
+/// cut silently to nothing with a 200.
+fn stream_kept_or_refused(o: &Outcome) -> Result<(), String> {
+    if o.resp.status != 200 {
+        return Ok(());
+    }
+    if o.messages().is_empty() {
+        return Err(format!("a 200 stream with no event left: {:?}", o.text()));
+    }
+    Ok(())
+}
+
 fn delete_passes(o: &Outcome) -> Result<(), String> {
     if o.rec.len() != 1 || o.rec[0].method != "DELETE" {
         return Err("the DELETE did not reach the upstream".into());
@@ -2143,6 +2155,7 @@ fn get_stream_cases() -> Vec<Case> {
         case("get-stream", name, r, Expect::Any)
             .reply(reply)
             .down(&[secret])
+            .check(stream_kept_or_refused)
     };
     vec![
         g(
