@@ -13,9 +13,26 @@
 //! every case an allowed call must still succeed and no wasm VM may have failed or restarted
 //! (`wasm.*` VM stats unchanged, no trap in Envoy's log).
 //!
+//! "No VM restart" is read from `/stats`: `wasm.envoy.wasm.runtime.v8.created` / `.active`,
+//! `wasm.wasm_vm_count` and `wasm.<vm_id>.vm_reload{,_success,_failure,_backoff}` must not
+//! change, and Envoy's log must show no trap (`Uncaught`, `panicked at`).
+//!
 //! Cases are tables of named [`Case`]s; one `#[test]` per Envoy configuration runs its whole
-//! table and reports every failing case by name (`[class] name: why`), so Envoy starts a handful
-//! of times, not once per case.
+//! table and reports every failing case by name (`[class] name: LEAK: ... | shape ...`), so
+//! Envoy starts a handful of times, not once per case:
+//!
+//! | test | Envoy | classes |
+//! |---|---|---|
+//! | `adversarial_gateway_module` | `envoy/mcp-gateway.yaml` (the `mcp_gateway` module) | the chain table: methods, repeated-headers, encoded, failure-mode (closed), dup-keys, ids, get-stream, keys, cards, attacker |
+//! | `adversarial_four_filters` | `envoy/mcp-four-filters.yaml` | the same chain table |
+//! | `adversarial_failure_mode_open` | four filters, telemetry and pii `open` | failure-mode |
+//! | `adversarial_scopes` | `envoy/mcp_scopes.yaml`, ES256 JWKS, `hide_unauthorized_tools` | scopes |
+//! | `adversarial_tools_batches_and_prompts` | `envoy/mcp_tools.yaml`, `batch: each`, prompts, upstream trailers | ids (batches, lists anywhere), repeated-headers |
+//! | `adversarial_pii_responses_with_trailers` | `envoy/mcp_pii.yaml`, upstream trailers | trailers |
+//! | `adversarial_failure_mode_open_is_refused_for_policy_filters` | `envoy --mode validate` only | failure-mode (config) |
+//!
+//! `make integration` runs it twice, the second time with `MCP_UNDER_TEST=module` (each
+//! standalone filter as a module chain of one).
 // Test helpers outside #[test] fns are not covered by clippy.toml's in-test allowances.
 #![allow(
     clippy::unwrap_used,
