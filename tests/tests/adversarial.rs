@@ -880,6 +880,21 @@ impl Outcome<'_> {
             .find(|m| m.get("error").is_some())
     }
 
+    /// Whether some `wasmcustom.<filter>.<suffix>` counter grew during the case (the gate's
+    /// counters are named after whichever filter or module refused).
+    fn grew(&self, suffix: &str) -> Result<(), String> {
+        let dotted = format!(".{suffix}");
+        let grown = self
+            .after
+            .keys()
+            .any(|k| k.starts_with("wasmcustom.") && k.ends_with(&dotted) && self.delta(k) > 0);
+        if grown {
+            Ok(())
+        } else {
+            Err(format!("no wasmcustom.*.{suffix} counter grew"))
+        }
+    }
+
     /// How much a `/stats` value grew during the case.
     fn delta(&self, name: &str) -> u64 {
         let a = self.after.get(name).copied().unwrap_or(0);
@@ -1219,7 +1234,7 @@ fn allow_405(o: &Outcome) -> Result<(), String> {
     if !o.rec.is_empty() {
         return Err(format!("{} request(s) reached the upstream", o.rec.len()));
     }
-    Ok(())
+    o.grew("method_not_allowed")
 }
 
 fn nothing_upstream(o: &Outcome) -> Result<(), String> {
@@ -1250,6 +1265,29 @@ fn id_null_nothing_upstream(o: &Outcome) -> Result<(), String> {
     nothing_upstream(o)
 }
 
+fn repeated_7(o: &Outcome) -> Result<(), String> {
+    id_7_nothing_upstream(o)?;
+    o.grew("repeated_header")
+}
+
+fn repeated_null(o: &Outcome) -> Result<(), String> {
+    id_null_nothing_upstream(o)?;
+    o.grew("repeated_header")
+}
+
+fn empty_post(o: &Outcome) -> Result<(), String> {
+    id_null_nothing_upstream(o)?;
+    o.grew("invalid_json")
+}
+
+fn unreadable_counted(o: &Outcome) -> Result<(), String> {
+    let e = o.error().ok_or("no JSON-RPC error")?;
+    if !e["id"].is_null() {
+        return Err(format!("id should be null: {e}"));
+    }
+    o.grew("unreadable_response")
+}
+
 fn ambiguous_7(o: &Outcome) -> Result<(), String> {
     let msgs = o.messages();
     let m = msgs.first().ok_or("no message")?;
@@ -1262,7 +1300,7 @@ fn ambiguous_7(o: &Outcome) -> Result<(), String> {
             "want {{id:7, error -32603 \"Gateway refused an ambiguous response: ...\"}}, got {m}"
         ));
     }
-    Ok(())
+    o.grew("response.failures")
 }
 
 fn ambiguous_7_then_stream_continues(o: &Outcome) -> Result<(), String> {
@@ -1585,14 +1623,14 @@ fn methods_cases() -> Vec<Case> {
             post(Vec::new()),
             Expect::Rpc(400, -32700),
         )
-        .check(id_null_nothing_upstream),
+        .check(empty_post),
         case(
             "methods",
             "post-empty-chunked-body",
             req("POST", None).chunks(vec![], &[]),
             Expect::Rpc(400, -32700),
         )
-        .check(id_null_nothing_upstream),
+        .check(empty_post),
         case(
             "methods",
             "get-listen-stream-without-body-still-works",
@@ -1620,7 +1658,7 @@ fn repeated_header_cases() -> Vec<Case> {
     let r = |name, req: Req| {
         case("repeated-headers", name, req, Expect::Rpc(400, -32600))
             .up(&[HIDDEN])
-            .check(id_7_nothing_upstream)
+            .check(repeated_7)
     };
     vec![
         r(
@@ -1667,7 +1705,7 @@ fn repeated_header_cases() -> Vec<Case> {
                 .stop_at("keepalive"),
             Expect::Rpc(400, -32600),
         )
-        .check(id_null_nothing_upstream),
+        .check(repeated_null),
         case(
             "repeated-headers",
             "two-mcp-session-id-on-delete-without-body",
@@ -1677,7 +1715,7 @@ fn repeated_header_cases() -> Vec<Case> {
                 .h("mcp-session-id", "b"),
             Expect::Rpc(400, -32600),
         )
-        .check(id_null_nothing_upstream),
+        .check(repeated_null),
         case(
             "repeated-headers",
             "two-mcp-method-with-unparsable-body",
@@ -1686,7 +1724,7 @@ fn repeated_header_cases() -> Vec<Case> {
                 .h("mcp-method", "ping"),
             Expect::Rpc(400, -32600),
         )
-        .check(id_null_nothing_upstream),
+        .check(repeated_null),
         case(
             "repeated-headers",
             "comma-joined-mcp-name-is-a-mismatch",
@@ -1704,7 +1742,7 @@ fn repeated_header_cases() -> Vec<Case> {
             Expect::Rpc(400, -32600),
         )
         .up(&[HIDDEN])
-        .check(id_7_nothing_upstream),
+        .check(repeated_7),
     ]
 }
 
@@ -1720,6 +1758,7 @@ fn encoded_cases() -> Vec<Case> {
         )
         .reply(reply)
         .down(&[HIDDEN])
+        .check(unreadable_counted)
     };
     let enc_pii = |name, reply: RawReply| {
         case(
@@ -1730,6 +1769,7 @@ fn encoded_cases() -> Vec<Case> {
         )
         .reply(reply)
         .down(&[EMAIL])
+        .check(unreadable_counted)
     };
     let unreadable = |name, ct: Option<&str>| {
         let mut r = bare(list());
@@ -1744,6 +1784,7 @@ fn encoded_cases() -> Vec<Case> {
         )
         .reply(r)
         .down(&[HIDDEN])
+        .check(unreadable_counted)
     };
     let either = |name, req: Req, reply: RawReply| {
         case("encoded", name, req, Expect::Any)
@@ -1791,7 +1832,8 @@ fn encoded_cases() -> Vec<Case> {
             Expect::Rpc(502, -32603),
         )
         .reply(json_reply(gzip(list().as_bytes())).header("content-encoding", "gzip"))
-        .down(&[HIDDEN]),
+        .down(&[HIDDEN])
+        .check(unreadable_counted),
         enc_pii(
             "result-json-gzip-pii",
             json_reply(gzip(pii_result().as_bytes())).header("content-encoding", "gzip"),
@@ -1814,7 +1856,8 @@ fn encoded_cases() -> Vec<Case> {
             Expect::Rpc(502, -32603),
         )
         .reply(bare(pii_result()).header("content-type", "text/plain"))
-        .down(&[EMAIL]),
+        .down(&[EMAIL])
+        .check(unreadable_counted),
         either(
             "list-content-type-json-seq",
             post(list_body("1")),
@@ -3028,7 +3071,7 @@ fn adversarial_scopes() {
             Expect::Rpc(400, -32600),
         )
         .up(&["delete_repo"])
-        .check(id_7_nothing_upstream),
+        .check(repeated_7),
         case(
             "scopes",
             "method-case-Tools-Call-delete",
@@ -3377,7 +3420,7 @@ fn adversarial_tools_batches_and_prompts() {
             Expect::Rpc(400, -32600),
         )
         .up(&["Bearer second"])
-        .check(id_7_nothing_upstream),
+        .check(repeated_7),
         case(
             "ids",
             "batch-each-control-ping-and-echo-pass",
