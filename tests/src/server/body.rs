@@ -77,3 +77,32 @@ pub fn split_chunks(data: &[u8], size: usize) -> Vec<Bytes> {
     }
     data.chunks(size).map(Bytes::copy_from_slice).collect()
 }
+
+/// Test-only: `units` then a trailers frame (HTTP/1.1 sends trailers only when the request
+/// said `te: trailers`).
+pub fn with_trailers(units: Vec<Bytes>, trailers: hyper::HeaderMap) -> RespBody {
+    struct Trailing {
+        units: std::collections::VecDeque<Bytes>,
+        trailers: Option<hyper::HeaderMap>,
+    }
+    impl Body for Trailing {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            let this = self.get_mut();
+            if let Some(u) = this.units.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(u))));
+            }
+            Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+        }
+    }
+    Trailing {
+        units: units.into(),
+        trailers: Some(trailers),
+    }
+    .boxed()
+}

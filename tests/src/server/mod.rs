@@ -146,6 +146,102 @@ impl ServerOptions {
     }
 }
 
+/// Test-only: a canned HTTP response sent byte for byte (see [`TestServer::set_raw`]). Headers
+/// are appended as given (repeats kept); without a `content-length` header the body is chunked.
+#[derive(Debug, Clone)]
+pub struct RawReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body, sent as these pieces.
+    pub chunks: Vec<Vec<u8>>,
+    /// Pause between pieces.
+    pub delay: Duration,
+    /// Trailers after the body (then sent without pauses).
+    pub trailers: Vec<(String, String)>,
+}
+
+impl RawReply {
+    /// A 200 with one `content-type` and `body` in one piece.
+    pub fn new(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.as_bytes().to_vec())],
+            chunks: vec![body.into()],
+            delay: Duration::ZERO,
+            trailers: Vec::new(),
+        }
+    }
+
+    /// Adds a trailer.
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Adds a header (appended, so a name may repeat).
+    pub fn header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Sets the status.
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Re-splits the body into pieces of `size` bytes, `delay` apart.
+    pub fn chunked(mut self, size: usize, delay: Duration) -> Self {
+        let all = self.chunks.concat();
+        self.chunks = all.chunks(size.max(1)).map(<[u8]>::to_vec).collect();
+        self.delay = delay;
+        self
+    }
+
+    /// Sends the body as exactly these pieces, `delay` apart.
+    pub fn pieces(mut self, pieces: Vec<Vec<u8>>, delay: Duration) -> Self {
+        self.chunks = pieces;
+        self.delay = delay;
+        self
+    }
+
+    fn response(self) -> Response<RespBody> {
+        let exact_len = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok());
+        let units = self.chunks.into_iter().map(Bytes::from).collect();
+        let body = if self.trailers.is_empty() {
+            body::stream_units(units, self.delay, exact_len)
+        } else {
+            let mut t = HeaderMap::new();
+            for (k, v) in &self.trailers {
+                if let (Ok(k), Ok(v)) = (
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    t.append(k, v);
+                }
+            }
+            body::with_trailers(units, t)
+        };
+        let mut r = Response::new(body);
+        *r.status_mut() = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        for (k, v) in self.headers {
+            if let (Ok(k), Ok(v)) = (
+                hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_bytes(&v),
+            ) {
+                r.headers_mut().append(k, v);
+            }
+        }
+        r
+    }
+}
+
 /// Summary of one JSON-RPC message in a received body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcSummary {
@@ -254,6 +350,7 @@ impl Recorded {
 struct Shared {
     opts: ServerOptions,
     record: Mutex<Vec<Recorded>>,
+    raw: Mutex<HashMap<String, RawReply>>,
     sessions: Mutex<HashMap<String, watch::Sender<bool>>>,
     event_id: AtomicU64,
     session_seq: AtomicU64,
@@ -301,6 +398,7 @@ impl TestServer {
         let shared = Arc::new(Shared {
             opts,
             record: Mutex::new(Vec::new()),
+            raw: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             event_id: AtomicU64::new(0),
             session_seq: AtomicU64::new(0),
@@ -365,6 +463,13 @@ impl TestServer {
             .filter(|m| m.method.as_deref() == Some("tools/call"))
             .map(|m| m.name.clone().unwrap_or_default())
             .collect()
+    }
+
+    /// Test-only: registers a canned raw reply that a request selects with the header
+    /// `x-test-raw: <name>` (the request is still recorded). Lets tests make the upstream
+    /// misbehave byte for byte: encodings, odd media types, duplicate keys, odd ids.
+    pub fn set_raw(&self, name: &str, reply: RawReply) {
+        lock(&self.shared.raw).insert(name.to_string(), reply);
     }
 
     /// Number of live legacy sessions.
@@ -489,7 +594,18 @@ async fn handle(
         format!("{} {}{rpc}", parts.method, path)
     });
     lock(&shared.record).push(rec);
-    let resp = if parts.uri.path() == "/mcp" {
+    let resp = if let Some(name) = header(&parts.headers, "x-test-raw") {
+        let reply = lock(&shared.raw).get(name).cloned();
+        reply.map_or_else(
+            || {
+                plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "unknown x-test-raw reply",
+                )
+            },
+            RawReply::response,
+        )
+    } else if parts.uri.path() == "/mcp" {
         mcp(&shared, &parts.method, &parts.headers, parsed)
     } else {
         plain(StatusCode::NOT_FOUND, "not found")
