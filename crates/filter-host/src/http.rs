@@ -98,10 +98,23 @@ impl RequestHead {
         let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
         let mut seen = [false; SINGLETON_HEADERS.len()];
         for (k, v) in abi::map_pairs(map) {
-            if let Some(i) = SINGLETON_HEADERS.iter().position(|n| n.as_bytes() == k) {
+            // `mcp_name` is `mcp-name` to servers that fold `_` into `-` (CGI, WSGI): an
+            // underscore spelling counts as one more copy, so it is refused either way.
+            let folded = |n: &str| {
+                n.len() == k.len()
+                    && n.bytes()
+                        .zip(k)
+                        .all(|(a, &b)| a == b || (a == b'-' && b == b'_'))
+            };
+            if let Some(i) = SINGLETON_HEADERS.iter().position(|n| folded(n)) {
+                let underscore = k.contains(&b'_');
+                // Envoy joins two Authorization headers into one value with a comma, which no
+                // bearer token contains (RFC 6750 b64token).
+                let joined = k == b"authorization" && v.contains(&b',');
                 match seen.get_mut(i) {
-                    Some(s) if *s => {
+                    Some(s) if *s || underscore || joined => {
                         h.repeated = h.repeated.or(SINGLETON_HEADERS.get(i).copied());
+                        *s = true;
                     }
                     Some(s) => *s = true,
                     None => {}
@@ -646,6 +659,15 @@ impl<F: McpFilter> McpHttp<F> {
         let limits = Limits {
             max_depth: cx.config.common.max_json_depth,
         };
+        if let Some(name) = self.head.repeated {
+            // Refused whatever the body holds; its id when it has one.
+            let parsed = jsonrpc::parse_body(&body, &limits).ok();
+            let id = match &parsed {
+                Some(Body::Single(m)) => m.id(),
+                _ => None,
+            };
+            return self.repeated_header(name, id);
+        }
         let parsed = match jsonrpc::parse_body(&body, &limits) {
             Ok(p) => p,
             Err(e) => {
@@ -660,13 +682,6 @@ impl<F: McpFilter> McpHttp<F> {
                 return self.rpc_reply(400, reason, e.to_response_bytes());
             }
         };
-        if let Some(name) = self.head.repeated {
-            let id = match &parsed {
-                Body::Single(m) => m.id(),
-                Body::Batch(_) => None,
-            };
-            return self.repeated_header(name, id);
-        }
         cx.gate.inspected.inc();
         let action = match &parsed {
             Body::Single(m) => self.decide(m, &body, None),
@@ -1190,8 +1205,13 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
                 self.resp = Resp::OtherHeld;
                 Action::Pause
             }
-            // Not a success: clients surface it as a transport error, not a message.
-            Framing::Other => Action::Continue,
+            // Not a success: clients surface it as a transport error whose text they show (the
+            // TypeScript SDK puts the whole body in the error): held whole and handed over
+            // like a JSON body, for the filter to read as text.
+            Framing::Other => {
+                self.resp = Resp::Json;
+                Action::Pause
+            }
         }
     }
 

@@ -973,11 +973,14 @@ fn a_success_of_an_unknown_or_ambiguous_media_type_is_refused_when_it_has_a_body
     assert_eq!(ctx.on_http_response_headers(1, false), Action::Pause);
     assert_eq!(ctx.on_http_response_body(0, true), Action::Continue);
     assert!(reply().is_none());
-    // Not a success: passes (clients surface it as a transport error).
+    // Not a success: clients show its text, so it is held and handed over whole.
     let (r, _) = root("");
     let mut ctx = r.create_http_context(2).unwrap();
     response(&[(":status", "503"), ("content-type", "text/plain")]);
-    assert_eq!(ctx.on_http_response_headers(2, false), Action::Continue);
+    assert_eq!(ctx.on_http_response_headers(2, false), Action::Pause);
+    fake::with(|h| h.response_body = b"upstream said hide".to_vec());
+    assert_eq!(ctx.on_http_response_body(18, true), Action::Continue);
+    assert_eq!(seen(), ["upstream said hide"]);
 }
 
 #[test]
@@ -996,4 +999,29 @@ fn a_held_json_response_that_ends_in_trailers_is_read_not_released() {
         br#"{"hidden":true}"#.to_vec()
     );
     assert_eq!(response_header("content-length").as_deref(), Some("15"));
+}
+
+#[test]
+fn an_underscore_twin_or_a_joined_authorization_counts_as_a_repeat() {
+    let body = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo"}}"#;
+    for extra in [
+        vec![("mcp-name", "echo"), ("mcp_name", "admin_reset")],
+        vec![("mcp_method", "tools/call")],
+        // Envoy joins two Authorization headers with a comma.
+        vec![("authorization", "Bearer a,Bearer b")],
+    ] {
+        let (r, _) = root("");
+        post(&extra, body);
+        let mut ctx = r.create_http_context(2).unwrap();
+        assert_eq!(send(ctx.as_mut(), body.len()), Action::Pause, "{extra:?}");
+        let rep = reply().unwrap();
+        assert_eq!(rep.details, "mcp_test_repeated_header", "{extra:?}");
+        assert!(rep.body.contains("\"id\":3"), "{}", rep.body);
+    }
+    // Refused even when the body does not parse (id null then).
+    let (r, _) = root("");
+    post(&[("mcp-method", "a"), ("mcp-method", "b")], b"not json");
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(send(ctx.as_mut(), 8), Action::Pause);
+    assert_eq!(reply().unwrap().details, "mcp_test_repeated_header");
 }

@@ -109,7 +109,7 @@ mod tests {
             "tools.deny[1]: invalid pattern: empty pattern"
         );
         let e = err(r#"{"tools": {"alow": ["*"]}}"#);
-        assert_eq!(e.path, "tools");
+        assert_eq!(e.path, "tools.alow");
         assert!(e.to_string().contains("unknown field `alow`"), "{e}");
         let e = err(r#"{"tool": {}}"#);
         assert!(e.to_string().contains("unknown field `tool`"), "{e}");

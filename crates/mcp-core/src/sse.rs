@@ -217,9 +217,8 @@ impl SseStream {
     }
 
     /// Feed one upstream chunk. Returns the bytes to forward now (complete events, possibly
-    /// rewritten), keeping any incomplete tail inside. At `eos` the tail is flushed unchanged (an
-    /// unterminated event is not dispatched, per spec) and is not subject to the size limit, since
-    /// nothing needs to be buffered any more.
+    /// rewritten), keeping any incomplete tail inside. At `eos` the tail is dropped: an
+    /// unterminated event is not dispatched, per spec, and nothing uninspected is forwarded.
     ///
     /// `on_event` is called, in stream order, for each complete event that has a data field.
     /// Fast path: when no complete event is in the chunk, returns an empty, unallocated `Vec` and
@@ -321,7 +320,10 @@ impl SseStream {
         out.extend_from_slice(chunk.get(keep_from..pos).unwrap_or_default());
 
         if eos {
-            out.append(&mut self.tail);
+            // An event the stream ends inside of is not dispatched by a client that follows
+            // the spec, and was never shown to `on_event`: it is dropped, not forwarded
+            // uninspected to a client that might dispatch it anyway.
+            self.tail.clear();
             self.scanner = Scanner::new();
             self.lf_after_cr = None;
             self.first_block = true;

@@ -76,7 +76,8 @@ pub struct PiiFilter {
     failure_mode: FailureMode,
     /// Methods of the requests of this HTTP request, by id, to scope their responses.
     methods: Vec<(IdOwned, String)>,
-    sse: bool,
+    /// The framing of this request's response.
+    framing: Framing,
 }
 
 impl PiiFilter {
@@ -124,6 +125,36 @@ impl PiiFilter {
     }
 }
 
+impl PiiFilter {
+    fn scrub_error_text(&self, data: &[u8]) -> MessageAction {
+        let shared = &self.shared;
+        let Ok(text) = std::str::from_utf8(data) else {
+            // Not text a detector can read: nothing of it is forwarded.
+            shared.response_failures.inc();
+            return MessageAction::Replace(
+                b"Upstream error (body withheld by the gateway)".to_vec(),
+            );
+        };
+        let mut findings = Findings::default();
+        let verdict = shared.engine.scrub_text(text, &mut findings);
+        shared.response.record(&findings);
+        match verdict {
+            Ok(None) => MessageAction::Keep,
+            Ok(Some(new)) => {
+                shared.response.scrubbed.inc();
+                MessageAction::Replace(new.into_bytes())
+            }
+            Err(_) => {
+                shared.response.blocked.inc();
+                MessageAction::Replace(
+                    b"Upstream error (blocked by gateway policy: it contained sensitive data)"
+                        .to_vec(),
+                )
+            }
+        }
+    }
+}
+
 impl McpFilter for PiiFilter {
     const NAME: &'static str = "mcp_pii";
     type Config = Config;
@@ -148,7 +179,7 @@ impl McpFilter for PiiFilter {
             },
             failure_mode: config.common.failure_mode,
             methods: Vec::new(),
-            sse: false,
+            framing: Framing::Other,
         }
     }
 
@@ -207,12 +238,17 @@ impl McpFilter for PiiFilter {
         if !self.shared.engine.scrubs_responses() {
             return ResponseInterest::None;
         }
-        self.sse = head.framing == Framing::Sse;
+        self.framing = head.framing;
         ResponseInterest::Messages
     }
 
     fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
         let shared = Rc::clone(&self.shared);
+        if self.framing == Framing::Other {
+            // An error page of another media type (the driver hands over only non-2xx ones):
+            // clients show its text, so it is scrubbed as text.
+            return self.scrub_error_text(data);
+        }
         let method_of = |id: Option<&Id<'_>>| self.method_of(id);
         let s = match shared.engine.scrub_response(data, &method_of, &self.limits) {
             Ok(s) => s,
@@ -229,7 +265,7 @@ impl McpFilter for PiiFilter {
                 filter_host::log!(Warn, "response message is not valid JSON: cannot scrub it");
                 return match self.failure_mode {
                     FailureMode::Open => MessageAction::Keep,
-                    FailureMode::Closed if self.sse => MessageAction::Drop,
+                    FailureMode::Closed if self.framing == Framing::Sse => MessageAction::Drop,
                     FailureMode::Closed => MessageAction::Replace(jsonrpc::error_response(
                         None,
                         jsonrpc::INTERNAL_ERROR,

@@ -19,13 +19,12 @@ pub mod state;
 use filter_host::abi::{self, MapType};
 use filter_host::metrics::Registry;
 use filter_host::{
-    HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction, RequestHead,
-    ResponseHead, ResponseInterest,
+    Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction,
+    RequestHead, ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::json::Limits;
 use mcp_core::jsonrpc::Message;
-use mcp_core::mcp::methods;
 use mcp_core::scopes::challenge::{self, Refusal};
 use mcp_core::scopes::config::{Authenticator, Policy, ScopesConfig};
 use mcp_core::scopes::token::{self, AuthError, Bearer, Identity, Outcome};
@@ -211,6 +210,8 @@ impl McpFilter for ScopesFilter {
             }
         }
         self.identity = Some(identity);
+        // A legacy GET stream may replay a list response (Last-Event-ID resumption).
+        self.listing |= head.method == "GET";
         if head.method == "POST" && !head.end_of_stream {
             HeadAction::Inspect
         } else {
@@ -224,6 +225,10 @@ impl McpFilter for ScopesFilter {
         let (Some(policy), Some(id)) = (self.shared.policy.as_ref(), self.identity.as_ref()) else {
             return RequestAction::Continue;
         };
+        // Any response may carry a list the client takes as the answer to its pending
+        // tools/list (clients match by id): every response is read under
+        // hide_unauthorized_tools.
+        self.listing = true;
         let stats = &self.shared.stats;
         let Message::Request(r) = req.message else {
             // A client's answer to a server request (sampling, elicitation): part of a session
@@ -231,9 +236,7 @@ impl McpFilter for ScopesFilter {
             stats.allowed.inc();
             return RequestAction::Continue;
         };
-        if r.method == methods::TOOLS_LIST {
-            self.listing = true;
-        }
+
         match policy.authorize(&r.method, r.name.as_deref(), &id.scopes) {
             Verdict::Allowed => {
                 stats.allowed.inc();
@@ -261,7 +264,7 @@ impl McpFilter for ScopesFilter {
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
-        if self.wants_response() && (200..300).contains(&head.status) {
+        if self.wants_response() && head.framing != Framing::Other {
             ResponseInterest::Messages
         } else {
             ResponseInterest::None

@@ -9,8 +9,8 @@
 use filter_host::abi::{self, MapType};
 use filter_host::metrics::{Counter, Registry};
 use filter_host::{
-    HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction, RequestHead,
-    ResponseHead, ResponseInterest,
+    Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction,
+    RequestHead, ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::json::Limits;
@@ -222,6 +222,11 @@ impl McpFilter for ToolsFilter {
     }
 
     fn on_request(&mut self, req: &Inspected<'_>) -> RequestAction {
+        // Any response may carry a list: clients match messages by id, not by the HTTP
+        // response that carried them, so a list sent back to a `ping` (or on a tool call's SSE
+        // stream) answers the client's pending `tools/list` as well. Every list is filtered.
+        self.filter_lists_of(Kind::Tools, req.era);
+        self.filter_lists_of(Kind::Prompts, req.era);
         let Message::Request(r) = req.message else {
             return RequestAction::Continue;
         };
@@ -236,9 +241,8 @@ impl McpFilter for ToolsFilter {
             return RequestAction::Continue;
         }
         if !is_call {
-            // A list inside a batch (`batch: each`) is filtered too: the response is then an
-            // array, and `filter_list` filters every element that holds a list, whatever its id.
-            self.filter_lists_of(kind, req.era);
+            // Its response is filtered (above), in a batch (`batch: each`) too: the response is
+            // then an array, and `filter_list` filters every element that holds a list.
             return RequestAction::Continue;
         }
         let Some(name) = r.name.as_deref() else {
@@ -269,7 +273,10 @@ impl McpFilter for ToolsFilter {
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
-        if self.lists.is_empty() || !(200..300).contains(&head.status) {
+        // Any status: an error status with a JSON-RPC body is still read by clients (the
+        // TypeScript SDK puts the whole body in the error it throws). A body of another media
+        // type holds no list a client would read.
+        if self.lists.is_empty() || head.framing == Framing::Other {
             return ResponseInterest::None;
         }
         let per_caller = self

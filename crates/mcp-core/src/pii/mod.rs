@@ -1120,7 +1120,35 @@ impl<'a> Walker<'a> {
                     self.pop();
                 }
             }
-            Kind::Number | Kind::Bool | Kind::Null => {}
+            Kind::Number => {
+                if included {
+                    self.number(v);
+                }
+            }
+            Kind::Bool | Kind::Null => {}
+        }
+    }
+
+    /// A card written as a JSON number (`"card": 4111111111111111`) is still a card to whoever
+    /// reads it. Integers of 9 digits or more are scanned as text; a finding replaces the number
+    /// with its replacement *string* (the one case where scrubbing changes a value's type:
+    /// leaking the number would be worse).
+    fn number(&mut self, v: Value<'a>) {
+        let raw = v.raw();
+        if raw.len() < 9 || !raw.iter().all(u8::is_ascii_digit) {
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return;
+        };
+        if let Some(new) = self.text(text) {
+            let mut enc = Vec::with_capacity(new.len() + 2);
+            json::write_escaped(&mut enc, &new);
+            self.edits.push((v.span(), enc));
+            // A 2026-07-28 Mcp-Param-* header mirroring it is rewritten too.
+            if let Some(ch) = self.changes.as_mut() {
+                ch.push((text.to_owned(), new));
+            }
         }
     }
 

@@ -462,15 +462,21 @@ fn tool_arguments_are_redacted_and_every_other_byte_is_kept() {
     assert_eq!(
         out,
         body.replace(r#""to":"alice@example.com""#, r#""to":"[REDACTED:email]""#)
+            // A card as a JSON number is a card too (it becomes the replacement string).
+            .replace(r#""n":4111111111111111"#, r#""n":"[REDACTED:credit_card]""#)
             .replace("card 4111 1111 1111 1111", "card [REDACTED:credit_card]")
     );
-    assert_eq!(s.findings.total(), 2);
+    assert_eq!(s.findings.total(), 3);
     assert_eq!(
         s.changes,
         vec![
             (
                 "alice@example.com".to_string(),
                 "[REDACTED:email]".to_string()
+            ),
+            (
+                "4111111111111111".to_string(),
+                "[REDACTED:credit_card]".to_string()
             ),
             (
                 "card 4111 1111 1111 1111".to_string(),
@@ -1010,4 +1016,19 @@ fn pii_in_member_names_is_redacted_and_names_stay_unique() {
         "{:?}",
         s.verdict
     );
+}
+
+#[test]
+fn a_card_written_as_a_json_number_is_redacted_as_a_string() {
+    let eng = engine("{}");
+    let body = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"structuredContent":{"card":4111111111111111,"qty":12,"order":1234567890123,"price":4111111111111111.5}}}"#;
+    let v = rewritten(&resp_for(&eng, "tools/call", body));
+    let sc = &v["result"]["structuredContent"];
+    assert_eq!(sc["card"], "[REDACTED:credit_card]");
+    assert_eq!(sc["qty"], 12);
+    assert_eq!(
+        sc["order"], 1234567890123_u64,
+        "not Luhn-valid with an issuer prefix"
+    );
+    assert!(sc["price"].is_number(), "only integers are scanned");
 }
