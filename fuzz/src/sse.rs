@@ -204,17 +204,17 @@ fn feed(data: &[u8], cuts: &[usize], limit: usize, parsed: &Parsed) -> Run {
 /// still open. A block whose blank line ended in a CR that was the last byte received is
 /// already complete (the LF that may follow belongs to it but is not held).
 fn expected_pending(data: &[u8], received: usize, parsed: &Parsed) -> usize {
-    for b in &parsed.blocks {
-        if received < b.range.end {
-            if received + 1 == b.range.end
-                && data[received] == b'\n'
-                && received > 0
-                && data[received - 1] == b'\r'
-            {
-                return 0;
-            }
-            return received.saturating_sub(b.range.start);
+    // The first block not complete yet (block ends ascend).
+    let k = parsed.blocks.partition_point(|b| b.range.end <= received);
+    if let Some(b) = parsed.blocks.get(k) {
+        if received + 1 == b.range.end
+            && data[received] == b'\n'
+            && received > 0
+            && data[received - 1] == b'\r'
+        {
+            return 0;
         }
+        return received.saturating_sub(b.range.start);
     }
     received.saturating_sub(parsed.tail)
 }
