@@ -21,6 +21,7 @@ export ENVOY_BIN
 
 include mk/peers.mk
 include mk/oci.mk
+include mk/fuzz.mk
 
 .PHONY: help
 help: ## List the targets
@@ -58,7 +59,7 @@ lint: toolchain ## cargo fmt --check, clippy -D warnings on the host and on wasm
 
 .PHONY: unit
 unit: ## Native unit tests of the core, the host layer and the filters
-	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS))
+	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS)) -p mcp-fuzz
 
 dev-certs/server.crt: mk/dev-certs.sh
 	@command -v openssl >/dev/null || { echo "installing openssl (Debian)"; apt-get install -y -qq openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }; }
