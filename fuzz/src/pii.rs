@@ -30,7 +30,7 @@ use crate::known::{self, Bug};
 use crate::util::{fnv, show};
 
 /// Set to `true` when `mcp_pii` scans and rewrites object keys (see the module docs).
-pub const PII_KEYS_ARE_SCRUBBED: bool = false;
+pub const PII_KEYS_ARE_SCRUBBED: bool = true;
 
 /// The engines every input is run through: `(name, engine, built-in scope unchanged)`.
 fn engines() -> &'static [(&'static str, Engine, bool)] {
@@ -273,10 +273,21 @@ fn same_findings(found: &[(&str, Findings)], data: &[u8]) {
     }
 }
 
-/// Same JSON but for string values (and keys, once keys are scrubbed).
+/// Same JSON but for string values (and keys, once keys are scrubbed), and integers a detector
+/// finds (a card written as a number becomes its replacement string).
 fn assert_same_shape(a: &J, b: &J, ctx: &dyn Fn() -> String) {
     match (a, b) {
         (J::Str(_), J::Str(_)) => {}
+        (J::Num(n), J::Str(_)) => {
+            let text = n.to_string();
+            let mut found = Vec::new();
+            detect::scan(&text, DetectorSet::all(), &mut found);
+            assert!(
+                !found.is_empty(),
+                "number {text} became a string, {}",
+                ctx()
+            );
+        }
         (J::Arr(x), J::Arr(y)) => {
             assert_eq!(x.len(), y.len(), "array length changed, {}", ctx());
             x.iter()

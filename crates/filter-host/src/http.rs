@@ -430,7 +430,13 @@ impl<F: McpFilter> McpHttp<F> {
         if let Some(action) = self.gate_head() {
             return action;
         }
-        let action = self.head_decision();
+        let action = if self.head.repeated.is_some() {
+            // Refused once the body is read (to answer with its id), before any filter
+            // decides on headers that are ambiguous.
+            HeadAction::Inspect
+        } else {
+            self.head_decision()
+        };
         self.apply_head(action, None)
     }
 

@@ -417,6 +417,14 @@ fn rewrite_body(raw: &[u8], body: &[u8], new_data: &str) -> Vec<u8> {
                 out.extend_from_slice(term);
             }
             _ => {
+                // The new data lines end like the first original one; if that was a lone CR and
+                // the next kept line starts with LF (the original's later data lines, now gone,
+                // sat between), the two would read as one CRLF: the event would lose its
+                // closing blank line and merge with the next. The CR is completed instead.
+                let next = content.first().or(term.first());
+                if out.last() == Some(&b'\r') && next == Some(&b'\n') {
+                    out.push(b'\n');
+                }
                 out.extend_from_slice(content);
                 out.extend_from_slice(term);
             }

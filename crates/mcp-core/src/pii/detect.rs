@@ -323,7 +323,7 @@ pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
             if i < next {
                 continue;
             }
-            let found = detect_at(b, i, set, &mut ipv6_done);
+            let found = detect_at(b, i, next, set, &mut ipv6_done);
             if let Some(f) = found {
                 // An email's local part starts before its '@': never jump backwards.
                 next = f.range.end.max(i + 1);
@@ -334,17 +334,25 @@ pub fn scan(text: &str, set: DetectorSet, out: &mut Vec<Found>) {
     }
 }
 
-/// Runs the one detector a trigger at `i` can start. `ipv6_done`: the end of the last token
-/// the IPv6 detector examined (one attempt per colon-separated token).
+/// Runs the one detector a trigger at `i` can start. `floor`: the end of the last finding, where
+/// a finding may start at the earliest (an email's local part is read backwards from its `@`).
+/// `ipv6_done`: the end of the last token the IPv6 detector examined (one attempt per
+/// colon-separated token).
 #[inline]
-fn detect_at(b: &[u8], i: usize, set: DetectorSet, ipv6_done: &mut usize) -> Option<Found> {
+fn detect_at(
+    b: &[u8],
+    i: usize,
+    floor: usize,
+    set: DetectorSet,
+    ipv6_done: &mut usize,
+) -> Option<Found> {
     match class_of(at(b, i)) {
         T_DIGIT => numeric(b, i, set),
         T_UPPER => upper(b, i, set),
         T_G => github(b, i, set),
         T_X => slack(b, i, set),
         T_E => jwt(b, i, set),
-        T_AT => email(b, i, set),
+        T_AT => email(b, i, floor, set),
         T_PLUS => e164(b, i, set),
         T_PAREN => nanp(b, i, set),
         T_COLON if i >= *ipv6_done => {
@@ -395,18 +403,22 @@ const FILE_TLDS: [&str; 14] = [
     "json",
 ];
 
-fn email(b: &[u8], at_pos: usize, set: DetectorSet) -> Option<Found> {
+fn email(b: &[u8], at_pos: usize, floor: usize, set: DetectorSet) -> Option<Found> {
     if !set.contains(Builtin::Email) {
         return None;
     }
+    // The local part never reaches into the previous finding: in
+    // `mailto:alice@example.com?cc=bob@example.com` the second address starts after the first
+    // (`?cc=bob` is legal atext), instead of overlapping it and being dropped.
     let mut s = at_pos;
-    while s > 0 && is_local_char(before(b, s)) && at_pos - s < 64 {
+    while s > floor && is_local_char(before(b, s)) && at_pos - s < 64 {
         s -= 1;
     }
     while at(b, s) == b'.' && s < at_pos {
         s += 1;
     }
-    if s == at_pos || before(b, at_pos) == b'.' || is_local_char(before(b, s)) {
+    let glued = s > floor && is_local_char(before(b, s));
+    if s == at_pos || before(b, at_pos) == b'.' || glued {
         return None;
     }
     let mut j = at_pos + 1;
@@ -563,8 +575,10 @@ fn card(b: &[u8], i: usize) -> Option<Found> {
         }
     }
     if count > 1 && groups.first().is_none_or(|g| g.1 - g.0 != 4) {
-        // Grouped: 4 first, then groups of 3–6 (4-4-4-4, 4-6-5, 4-4-4-4-3).
-        return None;
+        // Grouped cards are 4 first, then groups of 3–6 (4-4-4-4, 4-6-5, 4-4-4-4-3). Anything
+        // else after the first run is not part of it (`4111111111111111 123`: a card, then a
+        // CVV): only the run itself is a candidate.
+        count = 1;
     }
     // The digits of all groups (the first 19): every candidate's digits are a prefix of them.
     let mut all = [0u8; 19];
@@ -1273,7 +1287,7 @@ mod tests {
             if i < next || class == 0 || (is_word(c) && !word_start) {
                 continue;
             }
-            let found = detect_at(b, i, set, &mut ipv6_done);
+            let found = detect_at(b, i, next, set, &mut ipv6_done);
             if let Some(f) = found {
                 next = f.range.end.max(i + 1);
                 out.push(f);

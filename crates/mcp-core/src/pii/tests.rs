@@ -1032,3 +1032,27 @@ fn a_card_written_as_a_json_number_is_redacted_as_a_string() {
     );
     assert!(sc["price"].is_number(), "only integers are scanned");
 }
+
+#[test]
+fn corpus_values_next_to_other_values_are_each_found() {
+    // Found by fuzzing: an address right after another one, a card followed by its CVV or expiry.
+    let f = found_in("mailto:alice@example.com?cc=bob@example.com");
+    let emails: Vec<&str> = f
+        .iter()
+        .filter(|(k, _)| *k == Builtin::Email)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(emails.len(), 2, "{f:?}");
+    assert_eq!(emails[0], "alice@example.com");
+    assert!(emails[1].ends_with("bob@example.com"), "{f:?}");
+    for text in ["4111111111111111 123", "4111111111111111 12/25"] {
+        let f = found_in(text);
+        assert_eq!(
+            f,
+            vec![(Builtin::CreditCard, "4111111111111111".to_string())],
+            "{text}"
+        );
+    }
+    let f = found_in("4111111111111111 4012888888881881");
+    assert_eq!(f.len(), 2, "{f:?}");
+}

@@ -898,3 +898,36 @@ fn find_eol_agrees_with_a_byte_loop_at_every_position_and_length() {
         }
     }
 }
+
+#[test]
+fn a_rewrite_never_joins_a_lone_cr_with_the_next_lines_lf() {
+    // Found by fuzzing: the second data line (LF-terminated) is dropped by the rewrite, and the
+    // first one's CR met the blank line's LF as one CRLF, merging the event with the next.
+    let mut s = SseStream::new(1024);
+    let (out, _) = collect_with(&mut s, b"data: x\rdata: y\n\ndata: next\n\n", |d| {
+        (d == "x\ny").then(|| "X\nY".to_string())
+    });
+    let events = reference_events(&out, true);
+    let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(
+        data,
+        ["X\nY", "next"],
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+/// Pushes `input` whole (eos) replacing the data of events for which `f` returns new data.
+fn collect_with(
+    stream: &mut SseStream,
+    input: &[u8],
+    f: impl Fn(&str) -> Option<String>,
+) -> (Vec<u8>, ()) {
+    let out = stream
+        .push(input, true, |ev| match ev.data.as_deref().and_then(&f) {
+            Some(new) => EventAction::ReplaceData(new),
+            None => EventAction::Keep,
+        })
+        .unwrap();
+    (out, ())
+}
