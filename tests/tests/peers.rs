@@ -1,10 +1,14 @@
 //! Peer tests: real third-party MCP implementations talking through Envoy with the filter chain.
 //!
-//! * The official conformance suite (`@modelcontextprotocol/conformance`) runs against
-//!   `@modelcontextprotocol/server-everything` directly and through Envoy; the scenarios and checks
-//!   that pass must be the same both ways. Most scenarios fail even directly (they need the
-//!   conformance fixture's `test_*` tools, which server-everything does not have); only the
-//!   comparison matters.
+//! * The official conformance suite (`@modelcontextprotocol/conformance`) runs against the
+//!   official conformance fixture servers it is written for, directly and through
+//!   `envoy/mcp-gateway.yaml`: 0.1.16 against the v0.1.16 fixture (every scenario passes both
+//!   ways), 0.2.0-alpha.12 (`--requirements 2026-07-28` and `--suite all`) against the 2026-07-28
+//!   fixture. The scenarios and checks that pass must be the same both ways, except the
+//!   differences the MCP specification decides, each listed with its spec text
+//!   ([`KNOWN_2026_07_28`]). The fixtures come from `../shared/peers` beside the repository.
+//! * The same comparison against `@modelcontextprotocol/server-everything` (most scenarios fail
+//!   there even directly: it lacks the fixture's `test_*` tools; only the comparison matters).
 //! * The PyPI `mcp` client, 1.x and 2.x, lists and calls tools through Envoy against the in-repo
 //!   test server and against server-everything.
 //! * `mcp_pii`: a PyPI `mcp` FastMCP server (`tests/peers/pii_server.py`, 1.x `FastMCP` and 2.x
@@ -12,8 +16,8 @@
 //!   the same SDK's client sees it redacted through `envoy/mcp_pii.yaml`, its outputSchema
 //!   validation still passes, and an email in an argument never reaches the server.
 //!
-//! Node 22, the npm packages and the Python venvs come from `make peers-deps` (`mk/peers.mk`); a
-//! missing piece fails the test with that hint rather than skipping it.
+//! Node 22, the npm packages, the fixture servers and the Python venvs come from `make peers-deps`
+//! (`mk/peers.mk`); a missing piece fails the test with that hint rather than skipping it.
 
 // Test helpers fail the test by panicking; clippy's allow-*-in-tests covers only `#[test]` fns.
 #![allow(
