@@ -1,6 +1,6 @@
-//! `make soak`: mixed MCP traffic through the shipped full chain (`envoy/mcp-gateway.yaml`, all
-//! four filters, `mcp_scopes` verifying tokens against a remote JWKS) in front of the test MCP
-//! server, at a fixed concurrency for `--seconds N`, with a JWKS key rotation half-way.
+//! `make soak`: mixed MCP traffic through the shipped full chain (`envoy/mcp-gateway.yaml`: the
+//! `mcp_gateway` module with every policy, its `scopes` policy verifying tokens against a remote
+//! JWKS) in front of the test MCP server, at a fixed concurrency for `--seconds N`, with a JWKS key rotation half-way.
 //!
 //! It reports requests sent and answered, answers by HTTP status and cause (the client's view:
 //! JSON-RPC error code; Envoy's: `%RESPONSE_CODE_DETAILS%` from the access log), lost requests
@@ -28,6 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
+/// The wasm filter of `envoy/mcp-gateway.yaml` that runs every MCP policy.
+const GATEWAY_FILTER: &str = "mcp_gateway";
+
 const USAGE: &str =
     "usage: soak [--seconds 60] [--concurrency 32] [--envoy-concurrency 2] [--json <report.json>]";
 
@@ -52,15 +55,16 @@ struct Flat {
     wasm_growth_bytes: u64,
 }
 
-/// Measured on the 2-core box (60 s, 32 clients, ~1400 requests/s through the chain): Envoy's
-/// RSS (~160 MiB) moves by < 0.1% between the thirds, the wasm linear memory (18.5 MiB mapped
-/// over 16 VMs) not at all after warm-up, its resident part by ~20 KiB.
+/// Measured on the 2-core box (60 s, 32 clients, ~1500 requests/s through the `mcp_gateway`
+/// module, 4 VMs): Envoy's RSS (~144 MiB) moves by < 0.1% between the thirds; the wasm linear
+/// memory (5.1 MiB over the 4 VMs) grows by at most one 64 KiB page after warm-up (around the
+/// key rotation), its resident part by ~20 KiB.
 ///
-/// * RSS +3%: ~5 MiB over the ~30 s between the thirds' means, so a leak of >= ~120 bytes per
+/// * RSS +3%: ~4.3 MiB over the ~30 s between the thirds' means, so a leak of >= ~100 bytes per
 ///   request anywhere in Envoy fails the run, while 30x the measured drift passes.
-/// * wasm +1 MiB (16 pages of 64 KiB; a grow never shrinks): the filters allocate per request
-///   inside their VMs, so a leak there shows here first; 1 MiB over the ~40k requests between
-///   the thirds is ~25 bytes per request, and 50x the measured resident drift.
+/// * wasm +1 MiB (16 pages; a grow never shrinks): the policies allocate per request inside
+///   their VMs, so a leak there shows here first; 1 MiB over the ~45k requests between the
+///   thirds is ~25 bytes per request, and 16x the one page seen.
 const FLAT: Flat = Flat {
     warm_up_fraction: 0.2,
     rss_growth: 0.03,
@@ -131,11 +135,11 @@ enum Kind {
     AdminCall,
     /// `ping`.
     Ping,
-    /// Refused by mcp_tools: `admin_reset` is hidden by the shipped deny list.
+    /// Refused by the tools policy: `admin_reset` is hidden by the shipped deny list.
     HiddenTool,
-    /// Refused by mcp_scopes: no token.
+    /// Refused by the scopes policy: no token.
     NoToken,
-    /// Refused by mcp_scopes: `delete_repo` needs `repo:admin`, the token has `mcp:tools`.
+    /// Refused by the scopes policy: `delete_repo` needs `repo:admin`, the token has `mcp:tools`.
     InsufficientScope,
     /// Refused by the request gate: not JSON.
     MalformedJson,
@@ -737,17 +741,17 @@ fn vm_stats(envoy: &Envoy) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// `wasmcustom.*` counters worth showing.
+/// The filters' `wasmcustom.*` counters (not telemetry's per-method series).
 fn filter_counters(envoy: &Envoy) -> BTreeMap<String, u64> {
     let text = envoy
-        .admin("/stats?filter=%5Ewasmcustom%5C.mcp_(scopes%7Ctools%7Cpii)%5C.")
+        .admin("/stats?filter=%5Ewasmcustom%5C.")
         .unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let (k, v) = l.split_once(": ")?;
             Some((k.to_string(), v.trim().parse::<u64>().ok()?))
         })
-        .filter(|(_, v)| *v > 0)
+        .filter(|(k, v)| *v > 0 && !k.contains(".method."))
         .collect()
 }
 
@@ -896,15 +900,40 @@ fn soak_tools() -> Vec<ToolSpec> {
     tools
 }
 
-/// The shipped full chain, with `mcp_scopes` verifying tokens against `jwks` (a `jwks` cluster
-/// added for it, as `envoy/mcp_scopes.yaml` has) and refreshing the key set every 5 s.
+/// The configuration value of the wasm filter `name` in `cfg` (as shipped), parsed.
+fn shipped_plugin_config(cfg: &EnvoyConfig, name: &str) -> Result<Value> {
+    let listeners = cfg.doc()["static_resources"]["listeners"]
+        .as_sequence()
+        .context("no listeners")?;
+    let text = listeners
+        .iter()
+        .flat_map(|l| l["filter_chains"].as_sequence().into_iter().flatten())
+        .flat_map(|c| c["filters"].as_sequence().into_iter().flatten())
+        .flat_map(|f| {
+            f["typed_config"]["http_filters"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+        })
+        .find(|f| f["name"].as_str() == Some(name))
+        .and_then(|f| f["typed_config"]["config"]["configuration"]["value"].as_str())
+        .with_context(|| format!("{}: no wasm filter {name}", cfg.name()))?;
+    serde_json::from_str(text).with_context(|| format!("{name}'s configuration"))
+}
+
+/// The shipped full chain (the `mcp_gateway` module) with its `scopes` policy verifying tokens
+/// against `jwks` (a `jwks` cluster added for it, as `envoy/mcp_scopes.yaml` has) and refreshing
+/// the key set every 5 s; every other section as shipped.
 fn gateway(server: &TestServer, jwks: &JwksServer) -> Result<EnvoyConfig> {
     let scopes = scopes_support::config(
         json!({"cluster": "jwks", "path": "/jwks.json", "authority": "idp.test", "refresh_seconds": 5}),
         json!({"strip_authorization": true}),
     );
+    let cfg = EnvoyConfig::load("mcp-gateway.yaml")?;
+    let mut module = shipped_plugin_config(&cfg, GATEWAY_FILTER)?;
+    module["scopes"] = serde_json::from_str(&scopes)?;
     let jwks_addr = jwks.addr();
-    Ok(EnvoyConfig::load("mcp-gateway.yaml")?
+    Ok(cfg
         .modify(move |doc| {
             let cluster: serde_yaml::Value = serde_yaml::from_str(&format!(
                 "name: jwks\ntype: STATIC\nconnect_timeout: 2s\nload_assignment:\n  cluster_name: jwks\n  endpoints:\n  - lb_endpoints:\n    - endpoint:\n        address:\n          socket_address: {{address: {}, port_value: {}}}\n",
@@ -917,7 +946,7 @@ fn gateway(server: &TestServer, jwks: &JwksServer) -> Result<EnvoyConfig> {
             }
         })
         .upstream("mcp_upstream", server.addr())
-        .plugin_config("mcp_scopes", &scopes))
+        .plugin_config(GATEWAY_FILTER, &module.to_string()))
 }
 
 /// Polls until the first JWK Set is loaded (until then every request with a token gets 503).
