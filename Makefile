@@ -88,8 +88,14 @@ peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp 
 	$(CARGO) test -p mcp-integration --test peers -- --test-threads 1
 	$(CARGO) test -p mcp-integration --test gateway pypi_ -- --test-threads 1
 
+SOAK_SECONDS ?= 60
+.PHONY: soak
+soak: build envoy dev-certs ## Mixed traffic through the full chain for SOAK_SECONDS (60): fails on lost requests, VM restarts, memory growth
+	$(CARGO) test --quiet -p mcp-integration --bin soak
+	$(CARGO) run --quiet -p mcp-integration --bin soak -- --seconds $(SOAK_SECONDS)
+
 .PHONY: test
-test: lint unit validate-envoy integration peers ## Everything CI runs: lint, unit, Envoy validation, integration, peers
+test: lint unit validate-envoy integration peers soak ## Everything CI runs: lint, unit, Envoy validation, integration, peers, a 60 s soak
 
 .PHONY: demo
 demo: build envoy ## Start Envoy with all filters in front of the demo MCP server and run a scripted session

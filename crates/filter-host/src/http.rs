@@ -7,7 +7,7 @@ use mcp_core::config::{BatchPolicy, FailureMode};
 use mcp_core::json::Limits;
 use mcp_core::jsonrpc::{self, Body, Message};
 use mcp_core::mcp::{self, Era};
-use mcp_core::sse::{EventAction, SseStream};
+use mcp_core::sse::{EventAction, SseEvent, SseStream};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::cell::RefCell;
@@ -972,7 +972,7 @@ impl<F: McpFilter> McpHttp<F> {
                 match abi::get_buffer(BufferType::HttpResponseBody, 0, size) {
                     Ok(chunk) => stream
                         .push(&chunk, eos, |ev| {
-                            if let Some(data) = ev.data.as_ref() {
+                            if let Some(data) = event_message(ev) {
                                 let _ = filter.on_response_message(data.as_bytes());
                             }
                             EventAction::Keep
@@ -1010,7 +1010,7 @@ impl<F: McpFilter> McpHttp<F> {
             return Action::Continue;
         };
         let result = stream.push(&chunk, eos, |ev| {
-            let Some(data) = ev.data.as_ref() else {
+            let Some(data) = event_message(ev) else {
                 return EventAction::Keep;
             };
             match filter.on_response_message(data.as_bytes()) {
@@ -1036,6 +1036,18 @@ impl<F: McpFilter> McpHttp<F> {
             Err(e) => self.response_failure(&format!("SSE: {e}"), size),
         }
     }
+}
+
+/// The JSON-RPC message an SSE event carries: its `data`, unless that is absent or blank. An
+/// event without one passes as it is, unseen by the filter: there is nothing to inspect. Servers
+/// send such events on purpose: the priming event (an `id` and an empty `data`, often with
+/// `retry`) that MCP 2025-11-25 servers SHOULD send first so the client can resume the stream
+/// (SEP-1699); a filter that took its empty data for a malformed message would drop it and
+/// break resumption.
+fn event_message<'e>(ev: &'e SseEvent<'_>) -> Option<&'e str> {
+    ev.data
+        .as_deref()
+        .filter(|d| !d.trim_matches([' ', '\t', '\n', '\r']).is_empty())
 }
 
 impl<F: McpFilter> std::fmt::Debug for McpHttp<F> {

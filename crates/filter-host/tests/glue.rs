@@ -446,6 +446,43 @@ fn sse_events_are_rewritten_as_they_complete_across_chunks() {
     );
 }
 
+/// The priming event MCP 2025-11-25 servers send first on an SSE response (an `id`, often a
+/// `retry`, and empty `data`; SEP-1699) carries no message: it passes unchanged and unseen, in
+/// both reading modes, and the messages after it are handled as usual.
+#[test]
+fn an_sse_event_without_data_content_passes_unseen() {
+    let stream = b"id: 1::a\nretry: 5000\ndata: \n\nid: 1::b\ndata:\ndata:  \n\nevent: message\ndata: {\"a\":\"hide\"}\n\n";
+    for (config, rewritten) in [("", true), (r#"{"observe": true}"#, false)] {
+        let (r, _) = root(config);
+        let mut ctx = r.create_http_context(2).unwrap();
+        fake::with(|h| {
+            h.response_headers = vec![
+                (":status".into(), "200".into()),
+                ("content-type".into(), "text/event-stream".into()),
+            ]
+        });
+        assert_eq!(ctx.on_http_response_headers(2, false), Action::Continue);
+        fake::with(|h| h.response_body = stream.to_vec());
+        assert_eq!(
+            ctx.on_http_response_body(stream.len(), true),
+            Action::Continue
+        );
+        let out = String::from_utf8(fake::with(|h| h.response_body.clone())).unwrap();
+        let last = if rewritten {
+            "data: {\"hidden\":true}"
+        } else {
+            "data: {\"a\":\"hide\"}"
+        };
+        assert_eq!(
+            out,
+            format!("id: 1::a\nretry: 5000\ndata: \n\nid: 1::b\ndata:\ndata:  \n\nevent: message\n{last}\n\n"),
+            "{config}"
+        );
+        assert_eq!(seen(), [r#"{"a":"hide"}"#], "{config}");
+        assert!(reply().is_none());
+    }
+}
+
 fn json_response(body: &[u8]) {
     fake::with(|h| {
         h.response_headers = vec![

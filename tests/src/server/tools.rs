@@ -156,6 +156,11 @@ pub fn generated_tools(n: usize) -> Vec<ToolSpec> {
         .collect()
 }
 
+/// The fake email address in a `customer_record` result.
+pub const CUSTOMER_EMAIL: &str = "jane.doe@acme-corp.com";
+/// The fake card number (Luhn-valid) in a `customer_record` result.
+pub const CUSTOMER_CARD: &str = "4111 1111 1111 1111";
+
 /// The result of calling `tool` with `args` (a `CallToolResult`, without era-specific fields).
 pub fn call_result(tool: &ToolSpec, args: &Value) -> Value {
     let arg = |k: &str| args.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -182,6 +187,12 @@ pub fn call_result(tool: &ToolSpec, args: &Value) -> Value {
             "content": [{"type": "text", "text": "Tool failed as requested"}],
             "isError": true,
         }),
+        // Fake PII in a result (not in the demo set; `make soak` adds it): what mcp_pii must
+        // scrub on the way back.
+        "customer_record" => text(format!(
+            "customer {}: Jane Doe, {CUSTOMER_EMAIL}, card {CUSTOMER_CARD}",
+            arg("customer_id")
+        )),
         other => text(format!("{other} called with {args}")),
     }
 }
