@@ -73,7 +73,8 @@ fn has_header(headers: &[(&str, &str)], name: &str) -> bool {
     headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
 }
 
-fn into_resp(r: ureq::Response) -> Result<Resp> {
+/// A whole `ureq` response (every header value, the body read to its end).
+pub fn into_resp(r: ureq::Response) -> Result<Resp> {
     let status = r.status();
     let headers = r
         .headers_names()

@@ -23,7 +23,6 @@ use mcp_integration::server::tools::{CUSTOMER_CARD, CUSTOMER_EMAIL};
 use mcp_integration::{Envoy, EnvoyConfig, EnvoyOptions, ServerOptions, TestServer, ToolSpec};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::Read as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
@@ -575,24 +574,7 @@ fn send_one(agent: &ureq::Agent, ctx: &Ctx, kind: Kind, seq: &str, n: u64, at: f
 }
 
 fn read(r: ureq::Response) -> Result<client::Resp, String> {
-    let status = r.status();
-    let headers = r
-        .headers_names()
-        .into_iter()
-        .filter_map(|n| {
-            r.header(&n)
-                .map(|v| (n.to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
-    let mut body = Vec::new();
-    r.into_reader()
-        .read_to_end(&mut body)
-        .map_err(|e| format!("reading the body: {e}"))?;
-    Ok(client::Resp {
-        status,
-        headers,
-        body,
-    })
+    client::into_resp(r).map_err(|e| format!("{e:#}"))
 }
 
 fn worker(ctx: &Ctx, index: usize, started: Instant, deadline: Instant) -> Vec<Sent> {
