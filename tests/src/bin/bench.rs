@@ -610,6 +610,30 @@ fn filters_only(cfg: EnvoyConfig) -> EnvoyConfig {
     })
 }
 
+/// Whether the config runs `mcp_gateway` with a `pii` section (it scrubs like `mcp_pii`).
+fn module_has_pii(cfg: &EnvoyConfig) -> bool {
+    fn walk(v: &serde_yaml::Value) -> bool {
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                let is_module = m
+                    .get("root_id")
+                    .and_then(serde_yaml::Value::as_str)
+                    .is_some_and(|r| r == "mcp_gateway");
+                let has_pii = m
+                    .get("configuration")
+                    .and_then(|c| c.get("value"))
+                    .and_then(serde_yaml::Value::as_str)
+                    .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+                    .is_some_and(|j| j.get("pii").is_some());
+                (is_module && has_pii) || m.values().any(walk)
+            }
+            serde_yaml::Value::Sequence(s) => s.iter().any(walk),
+            _ => false,
+        }
+    }
+    walk(cfg.doc())
+}
+
 fn bench_dir() -> PathBuf {
     paths::repo_root().join("bench")
 }
@@ -1473,7 +1497,8 @@ fn start_targets(
         let scrubs_pii = cfg
             .wasm_files()
             .iter()
-            .any(|f| f.file_name().is_some_and(|n| n == "mcp_pii.wasm"));
+            .any(|f| f.file_name().is_some_and(|n| n == "mcp_pii.wasm"))
+            || module_has_pii(&cfg);
         let missing: Vec<String> = cfg
             .wasm_files()
             .into_iter()
