@@ -221,6 +221,16 @@ impl Gateway {
         }
     }
 
+    /// [`Self::steps`], read-only.
+    fn steps_ref(&self) -> [Option<&dyn Step>; 4] {
+        [
+            self.telemetry.as_ref().map(|s| s as &dyn Step),
+            self.scopes.as_ref().map(|s| s as &dyn Step),
+            self.tools.as_ref().map(|s| s as &dyn Step),
+            self.pii.as_ref().map(|s| s as &dyn Step),
+        ]
+    }
+
     /// The policies in request order (absent ones as `None`).
     fn steps(&mut self) -> [Option<&mut dyn Step>; 4] {
         [
@@ -300,8 +310,9 @@ impl McpFilter for Gateway {
             return HeadAction::Hold;
         }
         self.next_head = 4;
-        let inspect = self.steps().into_iter().flatten().any(|s| s.wants_body());
-        if inspect || self.steps().iter().all(Option::is_none) {
+        let steps = self.steps_ref();
+        let inspect = steps.iter().flatten().any(|s| s.wants_body());
+        if inspect || steps.iter().all(Option::is_none) {
             HeadAction::Inspect
         } else {
             HeadAction::Pass
@@ -332,11 +343,10 @@ impl McpFilter for Gateway {
     }
 
     fn wants_response(&self) -> bool {
-        let wants = |s: Option<&dyn Step>| s.is_some_and(Step::wants_response);
-        wants(self.telemetry.as_ref().map(|s| s as &dyn Step))
-            || wants(self.scopes.as_ref().map(|s| s as &dyn Step))
-            || wants(self.tools.as_ref().map(|s| s as &dyn Step))
-            || wants(self.pii.as_ref().map(|s| s as &dyn Step))
+        self.steps_ref()
+            .into_iter()
+            .flatten()
+            .any(|s| s.wants_response())
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {

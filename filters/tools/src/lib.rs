@@ -36,6 +36,10 @@ pub struct Shared {
     prompts: Option<Rules>,
     /// Claim names the grants look at (read one by one from jwt_authn metadata).
     claim_names: Vec<String>,
+    /// The kinds of list a response is read for: those whose rules can hide something.
+    listed: Vec<Kind>,
+    /// Some listed kind depends on who asks (grants): lists are filtered per caller.
+    per_caller: bool,
     lists_filtered: Counter,
     tools_hidden: Counter,
     calls_refused: Counter,
@@ -64,9 +68,8 @@ pub struct ToolsFilter {
     shared: Rc<Shared>,
     config: Rc<Loaded<ToolsConfig>>,
     identity: Option<Identity>,
-    /// The lists this request asks for whose responses must be filtered (two kinds at most,
-    /// in a batch), with the era of the request.
-    lists: Vec<(Kind, Era)>,
+    /// Set once this request's responses are to be read for lists, with its era.
+    list_era: Option<Era>,
 }
 
 impl ToolsFilter {
@@ -74,21 +77,17 @@ impl ToolsFilter {
         self.shared.rules(kind)
     }
 
-    /// Filters every `kind` list in this request's response, when the rules can hide anything.
-    fn filter_lists_of(&mut self, kind: Kind, era: Era) {
-        let Some(rules) = self.rules(kind) else {
-            return;
-        };
-        let per_caller = rules.depends_on_identity();
-        if !(rules.can_hide() || per_caller) || self.lists.iter().any(|(k, _)| *k == kind) {
+    /// Reads this request's responses for lists (of every kind the rules can hide from).
+    fn filter_lists(&mut self, era: Era) {
+        if self.shared.listed.is_empty() || self.list_era.is_some() {
             return;
         }
-        if per_caller {
+        if self.shared.per_caller {
             // Resolve the caller now, in the request phase: the response is filtered for
             // whoever asked.
             self.identity();
         }
-        self.lists.push((kind, era));
+        self.list_era = Some(era);
     }
 
     /// The caller, read once per request and only when a decision needs it.
@@ -190,10 +189,24 @@ impl McpFilter for ToolsFilter {
             Some(p) => Some(Rules::compile(p, "prompts").map_err(|e| e.to_string())?),
             None => None,
         };
+        let listed: Vec<Kind> = [Kind::Tools, Kind::Prompts]
+            .into_iter()
+            .filter(|&k| {
+                let rules = match k {
+                    Kind::Tools => Some(&tools),
+                    Kind::Prompts => prompts.as_ref(),
+                };
+                rules.is_some_and(|r| r.can_hide() || r.depends_on_identity())
+            })
+            .collect();
+        let per_caller =
+            tools.depends_on_identity() || prompts.as_ref().is_some_and(Rules::depends_on_identity);
         Ok(Shared {
             tools,
             prompts,
             claim_names: claim_names(cfg),
+            listed,
+            per_caller,
             lists_filtered: m.counter("mcp_tools.lists_filtered"),
             tools_hidden: m.counter("mcp_tools.tools_hidden"),
             calls_refused: m.counter("mcp_tools.calls_refused"),
@@ -207,7 +220,7 @@ impl McpFilter for ToolsFilter {
             shared,
             config,
             identity: None,
-            lists: Vec::new(),
+            list_era: None,
         }
     }
 
@@ -215,8 +228,7 @@ impl McpFilter for ToolsFilter {
         if head.method == "GET" {
             // A legacy listen or resumed stream (`Last-Event-ID`) may carry a list response the
             // POST's own response did not: every list on it is filtered.
-            self.filter_lists_of(Kind::Tools, Era::Legacy);
-            self.filter_lists_of(Kind::Prompts, Era::Legacy);
+            self.filter_lists(Era::Legacy);
         }
         HeadAction::Inspect
     }
@@ -225,8 +237,7 @@ impl McpFilter for ToolsFilter {
         // Any response may carry a list: clients match messages by id, not by the HTTP
         // response that carried them, so a list sent back to a `ping` (or on a tool call's SSE
         // stream) answers the client's pending `tools/list` as well. Every list is filtered.
-        self.filter_lists_of(Kind::Tools, req.era);
-        self.filter_lists_of(Kind::Prompts, req.era);
+        self.filter_lists(req.era);
         let Message::Request(r) = req.message else {
             return RequestAction::Continue;
         };
@@ -269,21 +280,17 @@ impl McpFilter for ToolsFilter {
 
     fn wants_response(&self) -> bool {
         // Only list responses are filtered; everything else streams through without a look.
-        !self.lists.is_empty()
+        self.list_era.is_some()
     }
 
     fn on_response_head(&mut self, head: &ResponseHead) -> ResponseInterest {
         // Any status: an error status with a JSON-RPC body is still read by clients (the
         // TypeScript SDK puts the whole body in the error it throws). A body of another media
         // type holds no list a client would read.
-        if self.lists.is_empty() || head.framing == Framing::Other {
+        if self.list_era.is_none() || head.framing == Framing::Other {
             return ResponseInterest::None;
         }
-        let per_caller = self
-            .lists
-            .iter()
-            .any(|(kind, _)| self.rules(*kind).is_some_and(Rules::depends_on_identity));
-        if per_caller {
+        if self.shared.per_caller {
             // The list depends on who asked: no shared cache may keep it. Set now, while the
             // headers can still change (an SSE response's headers leave immediately).
             if abi::set_header(MapType::HttpResponseHeaders, "cache-control", "no-store").is_err() {
@@ -294,8 +301,12 @@ impl McpFilter for ToolsFilter {
     }
 
     fn on_response_message(&mut self, data: &[u8]) -> MessageAction {
+        let Some(era) = self.list_era else {
+            return MessageAction::Keep;
+        };
+        let shared = Rc::clone(&self.shared);
         let mut out: Option<Vec<u8>> = None;
-        for (kind, era) in self.lists.clone() {
+        for &kind in &shared.listed {
             let current = out.as_deref().unwrap_or(data);
             match self.filter_message(current, kind, era) {
                 MessageAction::Keep => {}
