@@ -14,6 +14,7 @@ pub mod json;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod pii;
+pub mod pinning;
 pub mod scopes;
 pub mod sse;
 pub mod telemetry;

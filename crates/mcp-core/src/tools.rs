@@ -2,6 +2,7 @@
 //! compile to is [`crate::visibility`]. Reference: `docs/tools.md`.
 
 use crate::config::{ConfigError, Validate};
+use crate::pinning::PinningConfig;
 use crate::visibility::{GrantConfig, Rules, RulesConfig};
 use serde::Deserialize;
 
@@ -52,6 +53,9 @@ pub struct ToolsConfig {
     /// The same rules for `prompts/list` and `prompts/get`; absent = prompts untouched.
     #[serde(default)]
     pub prompts: Option<RulesConfig>,
+    /// Tool pinning and poisoning quarantine (`docs/pinning.md`); absent = off.
+    #[serde(default)]
+    pub pinning: Option<PinningConfig>,
 }
 
 fn all() -> Vec<String> {
@@ -78,6 +82,9 @@ impl Validate for ToolsConfig {
         Rules::compile(&self.tool_rules(), "")?;
         if let Some(p) = &self.prompts {
             Rules::compile(p, "prompts")?;
+        }
+        if let Some(p) = &self.pinning {
+            p.validate()?;
         }
         let has_grants =
             !self.grants.is_empty() || self.prompts.as_ref().is_some_and(|p| !p.grants.is_empty());

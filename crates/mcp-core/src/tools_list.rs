@@ -61,6 +61,17 @@ pub fn filter_list(
     limits: &Limits,
     mut keep: impl FnMut(&str) -> bool,
 ) -> Result<Edit, JsonError> {
+    filter_list_with(body, opts, limits, |name, _| keep(name))
+}
+
+/// [`filter_list`] whose callback also gets each element's exact bytes (`{` to `}`), for
+/// decisions on the whole definition (tool pinning).
+pub fn filter_list_with(
+    body: &[u8],
+    opts: &ListOptions<'_>,
+    limits: &Limits,
+    mut keep: impl FnMut(&str, &[u8]) -> bool,
+) -> Result<Edit, JsonError> {
     let start = skip_ws(body, 0);
     let Some(&first) = body.get(start) else {
         return Err(JsonError::Empty);
@@ -200,7 +211,7 @@ fn duplicate(at: usize, key: &str) -> JsonError {
     }
 }
 
-struct Filter<'a, 'o, 'k, K: FnMut(&str) -> bool> {
+struct Filter<'a, 'o, 'k, K: FnMut(&str, &[u8]) -> bool> {
     b: &'a [u8],
     opts: &'o ListOptions<'o>,
     keep: &'k mut K,
@@ -214,7 +225,7 @@ struct Filter<'a, 'o, 'k, K: FnMut(&str) -> bool> {
 
 // In the walkers below, `outer` is the number of containers open around the value at `at`,
 // so that the depth limit means exactly what it means for `json::skim`.
-impl<K: FnMut(&str) -> bool> Filter<'_, '_, '_, K> {
+impl<K: FnMut(&str, &[u8]) -> bool> Filter<'_, '_, '_, K> {
     /// Checks (skim rules) and skips the value at `at`; returns the offset after it.
     fn skip(&mut self, at: usize, outer: usize) -> Result<usize, JsonError> {
         let room = self.max_depth.saturating_sub(outer);
@@ -421,7 +432,7 @@ impl<K: FnMut(&str) -> bool> Filter<'_, '_, '_, K> {
             _ => None,
         };
         let keep_it = match name {
-            Some(n) => (self.keep)(&n),
+            Some(n) => (self.keep)(&n, b.get(at..end).unwrap_or_default()),
             None => false,
         };
         Ok((end, keep_it))

@@ -8,7 +8,7 @@
 )]
 
 use mcp_core::json::{JsonError, Limits};
-use mcp_core::tools_list::{filter_list, Edit, ListOptions};
+use mcp_core::tools_list::{filter_list, filter_list_with, Edit, ListOptions};
 use serde_json::Value as J;
 
 const TOOLS: ListOptions<'static> = ListOptions {
@@ -496,4 +496,29 @@ fn filter_list_accepts_and_refuses_exactly_what_skim_does() {
             }
         }
     }
+}
+
+#[test]
+fn the_callback_sees_each_elements_exact_bytes() {
+    let body = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[ {"name":"a", "x": [1, 2]} ,
+        {"name":"b","description":"d\u00e9"},{"name":"c"}]}}"#;
+    let mut seen = Vec::new();
+    let e = filter_list_with(body.as_bytes(), &TOOLS, &Limits::default(), |n, raw| {
+        seen.push((n.to_owned(), String::from_utf8(raw.to_vec()).unwrap()));
+        n != "b"
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("a".to_owned(), r#"{"name":"a", "x": [1, 2]}"#.to_owned()),
+            (
+                "b".to_owned(),
+                r#"{"name":"b","description":"d\u00e9"}"#.to_owned()
+            ),
+            ("c".to_owned(), r#"{"name":"c"}"#.to_owned()),
+        ]
+    );
+    assert_eq!((e.kept, e.removed), (2, 1));
+    assert!(serde_json::from_str::<J>(&out(&e)).is_ok());
 }
