@@ -16,7 +16,7 @@ use mcp_core::config::Loaded;
 use mcp_core::json::Limits;
 use mcp_core::jsonrpc::{self, Message};
 use mcp_core::mcp::{methods, Era};
-use mcp_core::tools_list::{filter_list, ListOptions};
+use mcp_core::tools_list::{filter_list_with, ListOptions};
 use mcp_core::visibility::{Identity, Rules};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -24,6 +24,10 @@ use std::rc::Rc;
 // The configuration keys live in `mcp_core::tools` (pure, testable and schema-generated like the
 // other filters' configurations); re-exported so this crate's API is unchanged.
 pub use mcp_core::tools::{IdentityConfig, IdentitySource, ToolsConfig};
+
+#[path = "pins.rs"]
+mod pins;
+use pins::{Listed, Pins};
 
 /// Filter state key under which `mcp_scopes` publishes the verified claims (JSON object).
 pub const CLAIMS_PROPERTY: &str = "mcp.auth.claims";
@@ -45,6 +49,8 @@ pub struct Shared {
     calls_refused: Counter,
     prompts_hidden: Counter,
     prompt_gets_refused: Counter,
+    /// Tool pinning and poisoning quarantine (`pinning`), when configured.
+    pins: Option<Pins>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +76,8 @@ pub struct ToolsFilter {
     identity: Option<Identity>,
     /// Set once this request's responses are to be read for lists, with its era.
     list_era: Option<Era>,
+    /// Names quarantined in this request's lists (comma-separated, for filter state).
+    quarantined: String,
 }
 
 impl ToolsFilter {
@@ -197,6 +205,7 @@ impl McpFilter for ToolsFilter {
                     Kind::Prompts => prompts.as_ref(),
                 };
                 rules.is_some_and(|r| r.can_hide() || r.depends_on_identity())
+                    || (k == Kind::Tools && cfg.pinning.is_some())
             })
             .collect();
         let per_caller =
@@ -212,6 +221,10 @@ impl McpFilter for ToolsFilter {
             calls_refused: m.counter("mcp_tools.calls_refused"),
             prompts_hidden: m.counter("mcp_tools.prompts_hidden"),
             prompt_gets_refused: m.counter("mcp_tools.prompt_gets_refused"),
+            pins: match &cfg.pinning {
+                Some(p) => Some(Pins::new(p, m)?),
+                None => None,
+            },
         })
     }
 
@@ -221,6 +234,7 @@ impl McpFilter for ToolsFilter {
             config,
             identity: None,
             list_era: None,
+            quarantined: String::new(),
         }
     }
 
@@ -271,11 +285,30 @@ impl McpFilter for ToolsFilter {
             Some(rules) => rules.for_caller(&Identity::anonymous()).visible(name),
             None => false,
         };
-        if visible {
-            RequestAction::Continue
-        } else {
-            self.refuse(kind, r.id.as_ref(), name)
+        if !visible {
+            return self.refuse(kind, r.id.as_ref(), name);
         }
+        if kind == Kind::Tools {
+            if let Some(p) = &shared.pins {
+                if p.refuses_call(name) {
+                    filter_host::log!(Info, "refused a call to a quarantined tool");
+                    pins::publish(name);
+                    // Exactly the reply to a hidden tool (counted as quarantined, not hidden).
+                    let body = jsonrpc::error_response(
+                        r.id.as_ref(),
+                        jsonrpc::INVALID_PARAMS,
+                        &format!("Unknown tool: {name}"),
+                        None,
+                    );
+                    return RequestAction::Reply(LocalReply::json(
+                        200,
+                        "mcp_tools_quarantined_tool",
+                        body,
+                    ));
+                }
+            }
+        }
+        RequestAction::Continue
     }
 
     fn wants_response(&self) -> bool {
@@ -325,6 +358,7 @@ impl ToolsFilter {
         let Some(rules) = shared.rules(kind) else {
             return MessageAction::Keep;
         };
+        let mut quarantined = std::mem::take(&mut self.quarantined);
         let visibility = rules.for_caller(self.identity());
         let opts = ListOptions {
             array_key: match kind {
@@ -337,7 +371,38 @@ impl ToolsFilter {
         let limits = Limits {
             max_depth: self.config.common.max_json_depth,
         };
-        match filter_list(data, &opts, &limits, |name| visibility.visible(name)) {
+        let pins = match kind {
+            Kind::Tools => shared.pins.as_ref(),
+            Kind::Prompts => None,
+        };
+        let mut run = pins.map(Pins::begin_list);
+        let before = quarantined.len();
+        let mut removed_by_pins = 0u64;
+        let result = filter_list_with(data, &opts, &limits, |name, tool| {
+            let visible = visibility.visible(name);
+            match (pins, run.as_mut()) {
+                (Some(p), Some(run)) => match p.listed(run, name, tool) {
+                    Listed::Keep => visible,
+                    Listed::Quarantine => {
+                        removed_by_pins += 1;
+                        if !quarantined.is_empty() {
+                            quarantined.push(',');
+                        }
+                        quarantined.push_str(name);
+                        false
+                    }
+                },
+                _ => visible,
+            }
+        });
+        if let (Some(p), Some(run)) = (pins, run) {
+            p.end_list(run);
+        }
+        if quarantined.len() != before {
+            pins::publish(&quarantined);
+        }
+        self.quarantined = quarantined;
+        match result {
             Ok(edit) => {
                 if !edit.found {
                     // Not the list response (a progress notification, a server request, an
@@ -345,7 +410,10 @@ impl ToolsFilter {
                     return MessageAction::Keep;
                 }
                 self.shared.lists_filtered.inc();
-                let hidden = u64::try_from(edit.removed).unwrap_or(0);
+                // Quarantined tools have their own counters.
+                let hidden = u64::try_from(edit.removed)
+                    .unwrap_or(0)
+                    .saturating_sub(removed_by_pins);
                 match kind {
                     Kind::Tools => self.shared.tools_hidden.add(hidden),
                     Kind::Prompts => self.shared.prompts_hidden.add(hidden),
@@ -413,6 +481,18 @@ mod tests {
         let e = load(r#"{"failure_mode": "open"}"#).unwrap_err();
         assert_eq!(e.path, "failure_mode");
         assert!(load(r#"{"failure_mode": "closed"}"#).is_ok());
+    }
+
+    #[test]
+    fn pinning_errors_name_the_key() {
+        let e = load(r#"{"pinning": {"pins": {"search": "sha256:00"}}}"#).unwrap_err();
+        assert_eq!(e.path, "pinning.pins.search");
+        let e = load(r#"{"pinning": {"unpinned": "maybe"}}"#).unwrap_err();
+        assert_eq!(e.path, "pinning.unpinned");
+        let e = load(r#"{"pinning": {"pin": {}}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `pin`"), "{e}");
+        let ok = load(r#"{"pinning": {"poisoning": "flag", "unpinned": "allow"}}"#).unwrap();
+        assert!(ok.filter.pinning.is_some());
     }
 
     #[test]

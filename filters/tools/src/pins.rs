@@ -1,0 +1,230 @@
+//! Host glue of tool pinning (`mcp_core::pinning`): the per-worker verdict cache, the
+//! cross-worker quarantine state in the VM's shared data, counters, logs and filter state.
+//! Every decision is `mcp_core::pinning`'s; this file only moves bytes to and from the host.
+
+use filter_host::abi;
+use filter_host::metrics::{Counter, Registry};
+use mcp_core::pinning::{
+    CallCheck, Pinning, PinningConfig, QuarantineState, Reason, Verdict, VerdictCache,
+};
+use std::cell::RefCell;
+
+/// Filter state key: names quarantined in this request's lists, or the refused call's name.
+pub const QUARANTINED_PROPERTY: &str = "mcp.tools.quarantined";
+/// Longest name shown in a log line (names come from the server).
+const LOG_NAME_CHARS: usize = 128;
+/// Tries of a compare-and-swap write of the shared state before giving up (and logging).
+const CAS_TRIES: usize = 4;
+
+/// Per-VM pinning state.
+#[derive(Debug)]
+pub struct Pins {
+    policy: Pinning,
+    verdicts: RefCell<VerdictCache>,
+    /// Shared-data key of the quarantine state; named after the configuration, so a new
+    /// approval starts from "no listing seen".
+    key: String,
+    /// The state as last read, with its CAS (0 = read it again).
+    memo: RefCell<(u32, QuarantineState)>,
+    drift: Counter,
+    unpinned: Counter,
+    poisoning: Counter,
+    flagged: Counter,
+    calls_refused: Counter,
+}
+
+/// What one listed tool gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    /// Listed as is.
+    Keep,
+    /// Removed from the list.
+    Quarantine,
+}
+
+impl Pins {
+    pub fn new(cfg: &PinningConfig, m: &mut Registry) -> Result<Pins, String> {
+        let policy = Pinning::compile(cfg).map_err(|e| e.to_string())?;
+        let key = format!("mcp_tools.quarantine.{}", policy.id());
+        // Created empty when the configuration loads, before this VM serves a request: from
+        // then on every write is a compare-and-swap (a write to an absent key cannot be one).
+        if let Ok((None, _)) = abi::get_shared_data(&key) {
+            let empty = QuarantineState::default().encode();
+            if let Err(e) = abi::set_shared_data(&key, &empty, 0) {
+                filter_host::log!(Warn, "cannot create the tool quarantine state: {e}");
+            }
+        }
+        Ok(Pins {
+            policy,
+            verdicts: RefCell::new(VerdictCache::default()),
+            key,
+            memo: RefCell::new((0, QuarantineState::default())),
+            drift: m.counter("mcp_tools.quarantined_drift"),
+            unpinned: m.counter("mcp_tools.quarantined_unpinned"),
+            poisoning: m.counter("mcp_tools.quarantined_poisoning"),
+            flagged: m.counter("mcp_tools.poisoning_flagged"),
+            calls_refused: m.counter("mcp_tools.quarantine_calls_refused"),
+        })
+    }
+
+    /// Refreshes the memo from shared data. `false` when the host refused the read (the
+    /// caller fails closed).
+    fn refresh(&self) -> bool {
+        match abi::get_shared_data(&self.key) {
+            Ok((Some(bytes), cas)) => {
+                let mut memo = self.memo.borrow_mut();
+                if memo.0 != cas || cas == 0 {
+                    *memo = (cas, QuarantineState::decode(&bytes));
+                }
+                true
+            }
+            Ok((None, _)) => {
+                *self.memo.borrow_mut() = (0, QuarantineState::default());
+                true
+            }
+            Err(e) => {
+                filter_host::log!(Warn, "cannot read the tool quarantine state: {e}");
+                false
+            }
+        }
+    }
+
+    /// Whether a `tools/call` to `name` is refused (counted when it is).
+    pub fn refuses_call(&self, name: &str) -> bool {
+        let refused = match self.policy.call(name) {
+            CallCheck::Pass => false,
+            CallCheck::Refuse(_) => true,
+            CallCheck::Latest => {
+                !self.refresh() || self.memo.borrow().1.refuses(&self.policy, name)
+            }
+        };
+        if refused {
+            self.calls_refused.inc();
+        }
+        refused
+    }
+
+    /// Starts reading one list: the state is read once for the whole list.
+    pub fn begin_list(&self) -> ListRun {
+        ListRun {
+            readable: self.refresh(),
+            changed: Vec::new(),
+        }
+    }
+
+    /// The decision on one listed tool.
+    pub fn listed(&self, run: &mut ListRun, name: &str, tool: &[u8]) -> Listed {
+        let (verdict, fresh) = self.verdicts.borrow_mut().check(&self.policy, name, tool);
+        if fresh {
+            log_verdict(name, &verdict);
+        }
+        let quarantined = verdict.quarantine.is_some();
+        match verdict.quarantine {
+            Some(Reason::Drift) => self.drift.inc(),
+            Some(Reason::Unpinned) => self.unpinned.inc(),
+            Some(Reason::Poisoning) => self.poisoning.inc(),
+            None if verdict.marker.is_some() => self.flagged.inc(),
+            None => {}
+        }
+        if self
+            .memo
+            .borrow_mut()
+            .1
+            .record(&self.policy, name, quarantined)
+        {
+            run.changed.push((name.to_owned(), quarantined));
+        }
+        if quarantined {
+            Listed::Quarantine
+        } else {
+            Listed::Keep
+        }
+    }
+
+    /// Ends one list: publishes what changed to the other workers (compare-and-swap).
+    pub fn end_list(&self, run: ListRun) {
+        if run.changed.is_empty() && run.readable {
+            return;
+        }
+        for _ in 0..CAS_TRIES {
+            let (cas, body) = {
+                let memo = self.memo.borrow();
+                (memo.0, memo.1.encode())
+            };
+            match abi::set_shared_data(&self.key, &body, cas) {
+                Ok(()) => {
+                    // The host bumped the CAS: read it again next time.
+                    self.memo.borrow_mut().0 = 0;
+                    return;
+                }
+                Err(e) if e.status == CAS_MISMATCH => {
+                    // Another worker wrote meanwhile: apply this listing on top of its state.
+                    if !self.refresh() {
+                        break;
+                    }
+                    let mut memo = self.memo.borrow_mut();
+                    for (name, quarantined) in &run.changed {
+                        memo.1.record(&self.policy, name, *quarantined);
+                    }
+                }
+                Err(e) => {
+                    filter_host::log!(Warn, "cannot write the tool quarantine state: {e}");
+                    return;
+                }
+            }
+        }
+        filter_host::log!(
+            Warn,
+            "the tool quarantine state kept changing under this worker; not written"
+        );
+    }
+}
+
+/// proxy-wasm `WasmResult::CasMismatch`.
+const CAS_MISMATCH: u32 = 8;
+
+/// One list being read.
+#[derive(Debug)]
+pub struct ListRun {
+    readable: bool,
+    changed: Vec<(String, bool)>,
+}
+
+fn short(name: &str) -> String {
+    let s: String = name.chars().take(LOG_NAME_CHARS).collect();
+    format!("{s:?}")
+}
+
+/// One line per definition a worker sees for the first time; never the definition's text.
+fn log_verdict(name: &str, v: &Verdict) {
+    let fp = v
+        .fingerprint
+        .as_deref()
+        .unwrap_or("none (no canonical form)");
+    let marker = v.marker.map_or("", |m| m.as_str());
+    match v.quarantine {
+        Some(reason) => filter_host::log!(
+            Warn,
+            "quarantined tool {}: reason={} marker={} listed={}",
+            short(name),
+            reason.as_str(),
+            if marker.is_empty() { "none" } else { marker },
+            fp
+        ),
+        None if v.marker.is_some() => filter_host::log!(
+            Warn,
+            "tool {} flagged: marker={} listed={} (kept: poisoning \"flag\")",
+            short(name),
+            marker,
+            fp
+        ),
+        None => {}
+    }
+}
+
+/// Publishes the names quarantined or refused in this request.
+pub fn publish(names: &str) {
+    if let Err(e) = abi::set_property(&[QUARANTINED_PROPERTY], names.as_bytes()) {
+        filter_host::log!(Debug, "set_property {QUARANTINED_PROPERTY}: {e}");
+    }
+}
