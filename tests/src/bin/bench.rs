@@ -184,6 +184,23 @@ fn tools_list_response(n: usize) -> String {
     json!({"jsonrpc": "2.0", "id": LIST_ID, "result": {"tools": tools}}).to_string()
 }
 
+/// The shipped `mcp_tools` policy plus a pin for each of the first `n` bench tools.
+fn pinned_tools_config(n: usize) -> Result<String> {
+    let mut pins = serde_json::Map::new();
+    for i in 0..n {
+        let t = tool(i);
+        let fp = mcp_core::pinning::fingerprint(t.to_string().as_bytes())
+            .map_err(|e| anyhow!("fingerprint of bench tool {i}: {e}"))?;
+        let name = t
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        pins.insert(name, fp.into());
+    }
+    Ok(json!({"deny": ["get-env", "admin_*", "*_admin"], "pinning": {"pins": pins}}).to_string())
+}
+
 fn call_request(tool_name: &str) -> String {
     json!({
         "jsonrpc": "2.0",
@@ -459,6 +476,9 @@ enum Source {
     EnvoyDir(&'static str),
     /// A file under `bench/`.
     BenchDir(&'static str),
+    /// `envoy/mcp_tools.yaml` with every tool of the 50-tool list pinned (issue 16: pinning
+    /// costs at most 0.15x over the same policy without it).
+    ToolsPinned,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -469,7 +489,7 @@ struct ConfigSpec {
 
 const PLAIN: &str = "plain";
 
-const CONFIGS: [ConfigSpec; 12] = [
+const CONFIGS: [ConfigSpec; 13] = [
     ConfigSpec {
         name: "direct",
         source: Source::Direct,
@@ -499,6 +519,10 @@ const CONFIGS: [ConfigSpec; 12] = [
     ConfigSpec {
         name: "mcp_tools",
         source: Source::EnvoyDir("mcp_tools.yaml"),
+    },
+    ConfigSpec {
+        name: "mcp_tools+pins",
+        source: Source::ToolsPinned,
     },
     ConfigSpec {
         name: "mcp_scopes",
@@ -553,6 +577,12 @@ fn load_config(spec: &ConfigSpec) -> Result<Option<EnvoyConfig>> {
     match spec.source {
         Source::Direct => Ok(None),
         Source::EnvoyDir(file) => EnvoyConfig::load(file).map(|c| Some(filters_only(c))),
+        Source::ToolsPinned => {
+            let cfg = EnvoyConfig::load("mcp_tools.yaml")?;
+            Ok(Some(filters_only(
+                cfg.plugin_config("mcp_tools", &pinned_tools_config(50)?),
+            )))
+        }
         Source::BenchDir(file) => {
             let path = bench_dir().join(file);
             let text = std::fs::read_to_string(&path)
@@ -2144,7 +2174,7 @@ Transfer/sec:     13.05MB
             .filter(|c| selected(c, &only))
             .map(|c| c.name)
             .collect();
-        assert_eq!(names, vec!["plain", "mcp_tools"]);
+        assert_eq!(names, vec!["plain", "mcp_tools", "mcp_tools+pins"]);
     }
 
     #[test]
