@@ -490,15 +490,23 @@ impl Reason {
     }
 }
 
-/// The verdict on one listed tool definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The verdict on one listed tool definition (`Copy`: a cached verdict costs no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     /// Quarantined, and why; `None` = listed as is.
     pub quarantine: Option<Reason>,
     /// The poisoning marker found, if the detector ran and fired (also under `flag`).
     pub marker: Option<Marker>,
-    /// The listed fingerprint (`None` when the definition has no canonical form).
-    pub fingerprint: Option<String>,
+    /// SHA-256 of the canonical form (`None` when the definition has none).
+    pub digest: Option<[u8; 32]>,
+}
+
+impl Verdict {
+    /// The listed fingerprint, `sha256:<hex>` (`None` when the definition has no canonical
+    /// form).
+    pub fn fingerprint(&self) -> Option<String> {
+        self.digest.as_ref().map(format_fingerprint)
+    }
 }
 
 /// What a `tools/call` to a name needs.
@@ -573,7 +581,7 @@ impl Pinning {
         Verdict {
             quarantine,
             marker,
-            fingerprint: digest.as_ref().map(format_fingerprint),
+            digest,
         }
     }
 
@@ -621,30 +629,91 @@ pub const VERDICT_CACHE_MAX_TOOL_BYTES: usize = 64 * 1024;
 
 /// Per-worker memo of verdicts, keyed by the tool's name and the exact bytes listed (compared
 /// in full, never by a hash a server could collide).
+///
+/// Servers list the same tools in the same order every time, so the entry after the last one
+/// used is tried first (no hashing); the name index is the fallback.
 #[derive(Debug, Default)]
 pub struct VerdictCache {
-    entries: HashMap<String, (Vec<u8>, Verdict)>,
+    slots: Vec<CacheSlot>,
+    index: HashMap<String, usize>,
+    /// The slot tried first: the one after the last slot used.
+    next: usize,
+}
+
+#[derive(Debug)]
+struct CacheSlot {
+    name: String,
+    bytes: Vec<u8>,
+    verdict: Verdict,
 }
 
 impl VerdictCache {
     /// The verdict on `tool` listed as `name`, and whether it was computed now (a definition
     /// this worker had not seen: the glue logs it).
     pub fn check(&mut self, pinning: &Pinning, name: &str, tool: &[u8]) -> (Verdict, bool) {
-        if let Some((bytes, v)) = self.entries.get(name) {
-            if bytes.as_slice() == tool {
-                return (v.clone(), false);
+        if let Some(slot) = self.slots.get(self.next) {
+            if slot.name == name && same_bytes(&slot.bytes, tool) {
+                self.next += 1;
+                return (slot.verdict, false);
             }
         }
-        let v = pinning.check(name, tool);
+        let found = self.index.get(name).copied();
+        if let Some(i) = found {
+            if let Some(slot) = self.slots.get(i) {
+                if same_bytes(&slot.bytes, tool) {
+                    self.next = i + 1;
+                    return (slot.verdict, false);
+                }
+            }
+        }
+        let verdict = pinning.check(name, tool);
         if tool.len() <= VERDICT_CACHE_MAX_TOOL_BYTES {
-            if self.entries.len() >= VERDICT_CACHE_ENTRIES && !self.entries.contains_key(name) {
-                self.entries.clear();
+            let fresh = CacheSlot {
+                name: name.to_owned(),
+                bytes: tool.to_vec(),
+                verdict,
+            };
+            match found.and_then(|i| Some((i, self.slots.get_mut(i)?))) {
+                Some((i, slot)) => {
+                    *slot = fresh;
+                    self.next = i + 1;
+                }
+                None => {
+                    if self.slots.len() >= VERDICT_CACHE_ENTRIES {
+                        self.slots.clear();
+                        self.index.clear();
+                    }
+                    self.index.insert(name.to_owned(), self.slots.len());
+                    self.slots.push(fresh);
+                    self.next = self.slots.len();
+                }
             }
-            self.entries
-                .insert(name.to_owned(), (tool.to_vec(), v.clone()));
         }
-        (v, true)
+        (verdict, true)
     }
+
+    /// How many definitions are kept.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+/// `a == b`, eight bytes at a time (a slice comparison is a byte loop in wasm's `memcmp`).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (wa.remainder(), wb.remainder());
+    wa.zip(wb).all(|(x, y)| {
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        word(x) == word(y)
+    }) && ra == rb
 }
 
 // ---------------------------------------------------------------------------------------

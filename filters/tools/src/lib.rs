@@ -376,30 +376,44 @@ impl ToolsFilter {
             Kind::Prompts => None,
         };
         let mut run = pins.map(Pins::begin_list);
-        let before = quarantined.len();
         let mut removed_by_pins = 0u64;
-        let result = filter_list_with(data, &opts, &limits, |name, tool| {
+        let mut result = filter_list_with(data, &opts, &limits, |name, tool| {
             let visible = visibility.visible(name);
             match (pins, run.as_mut()) {
                 (Some(p), Some(run)) => match p.listed(run, name, tool) {
                     Listed::Keep => visible,
                     Listed::Quarantine => {
                         removed_by_pins += 1;
-                        if !quarantined.is_empty() {
-                            quarantined.push(',');
-                        }
-                        quarantined.push_str(name);
                         false
                     }
                 },
                 _ => visible,
             }
         });
+        if let Some(run) = run.as_ref().filter(|r| !r.quarantined().is_empty()) {
+            // A copy of a quarantined name listed before it was kept: remove every copy of
+            // every quarantined name (the first pass decided and recorded each tool).
+            if result.is_ok() {
+                removed_by_pins = 0;
+                result = filter_list_with(data, &opts, &limits, |name, _| {
+                    if run.is_quarantined(name) {
+                        removed_by_pins += 1;
+                        false
+                    } else {
+                        visibility.visible(name)
+                    }
+                });
+            }
+            for name in run.quarantined() {
+                if !quarantined.is_empty() {
+                    quarantined.push(',');
+                }
+                quarantined.push_str(name);
+            }
+            pins::publish(&quarantined);
+        }
         if let (Some(p), Some(run)) = (pins, run) {
             p.end_list(run);
-        }
-        if quarantined.len() != before {
-            pins::publish(&quarantined);
         }
         self.quarantined = quarantined;
         match result {

@@ -8,6 +8,7 @@ use mcp_core::pinning::{
     CallCheck, Pinning, PinningConfig, QuarantineState, Reason, Verdict, VerdictCache,
 };
 use std::cell::RefCell;
+use std::collections::HashSet;
 
 /// Filter state key: names quarantined in this request's lists, or the refused call's name.
 pub const QUARANTINED_PROPERTY: &str = "mcp.tools.quarantined";
@@ -109,22 +110,33 @@ impl Pins {
         ListRun {
             readable: self.refresh(),
             changed: Vec::new(),
+            quarantined: Vec::new(),
+            quarantined_set: HashSet::new(),
+            counts: [0; 4],
         }
     }
 
-    /// The decision on one listed tool.
+    /// The decision on one listed tool. A name listed twice is quarantined when any of its
+    /// copies is (fail closed: the server may answer a call with either); a copy listed before
+    /// the quarantined one is removed by the caller's second pass ([`ListRun::quarantined`]).
     pub fn listed(&self, run: &mut ListRun, name: &str, tool: &[u8]) -> Listed {
         let (verdict, fresh) = self.verdicts.borrow_mut().check(&self.policy, name, tool);
         if fresh {
             log_verdict(name, &verdict);
         }
-        let quarantined = verdict.quarantine.is_some();
-        match verdict.quarantine {
-            Some(Reason::Drift) => self.drift.inc(),
-            Some(Reason::Unpinned) => self.unpinned.inc(),
-            Some(Reason::Poisoning) => self.poisoning.inc(),
-            None if verdict.marker.is_some() => self.flagged.inc(),
-            None => {}
+        let slot = match verdict.quarantine {
+            Some(Reason::Drift) => Some(0),
+            Some(Reason::Unpinned) => Some(1),
+            Some(Reason::Poisoning) => Some(2),
+            None if verdict.marker.is_some() => Some(3),
+            None => None,
+        };
+        if let Some(c) = slot.and_then(|i| run.counts.get_mut(i)) {
+            *c += 1;
+        }
+        let quarantined = verdict.quarantine.is_some() || run.is_quarantined(name);
+        if verdict.quarantine.is_some() && run.quarantined_set.insert(name.to_owned()) {
+            run.quarantined.push(name.to_owned());
         }
         if self
             .memo
@@ -141,8 +153,14 @@ impl Pins {
         }
     }
 
-    /// Ends one list: publishes what changed to the other workers (compare-and-swap).
+    /// Ends one list: counts it and publishes what changed to the other workers
+    /// (compare-and-swap).
     pub fn end_list(&self, run: ListRun) {
+        let [drift, unpinned, poisoning, flagged] = run.counts;
+        self.drift.add(drift);
+        self.unpinned.add(unpinned);
+        self.poisoning.add(poisoning);
+        self.flagged.add(flagged);
         if run.changed.is_empty() && run.readable {
             return;
         }
@@ -187,7 +205,26 @@ const CAS_MISMATCH: u32 = 8;
 #[derive(Debug)]
 pub struct ListRun {
     readable: bool,
+    /// Names whose recorded state this list changed (replayed on a CAS conflict).
     changed: Vec<(String, bool)>,
+    /// Names quarantined in this list (each once), in listing order, and as a set (a list
+    /// may hold thousands of quarantined names).
+    quarantined: Vec<String>,
+    quarantined_set: HashSet<String>,
+    /// Tools counted by reason: drift, unpinned, poisoning, flagged (one `add` per list).
+    counts: [u64; 4],
+}
+
+impl ListRun {
+    /// Whether some copy of `name` was quarantined in this list so far.
+    pub fn is_quarantined(&self, name: &str) -> bool {
+        !self.quarantined_set.is_empty() && self.quarantined_set.contains(name)
+    }
+
+    /// The names quarantined in this list, in listing order.
+    pub fn quarantined(&self) -> &[String] {
+        &self.quarantined
+    }
 }
 
 fn short(name: &str) -> String {
@@ -198,9 +235,8 @@ fn short(name: &str) -> String {
 /// One line per definition a worker sees for the first time; never the definition's text.
 fn log_verdict(name: &str, v: &Verdict) {
     let fp = v
-        .fingerprint
-        .as_deref()
-        .unwrap_or("none (no canonical form)");
+        .fingerprint()
+        .unwrap_or_else(|| "none (no canonical form)".to_owned());
     let marker = v.marker.map_or("", |m| m.as_str());
     match v.quarantine {
         Some(reason) => filter_host::log!(
