@@ -15,10 +15,11 @@
 //!   `MCPServer`) returns fake PII in text, structuredContent, progress and log notifications;
 //!   the same SDK's client sees it redacted through `envoy/mcp_pii.yaml`, its outputSchema
 //!   validation still passes, and an email in an argument never reaches the server.
-//! * Tool pinning: a PyPI `mcp` FastMCP server (`tests/peers/pinning_server.py`) rug-pulls one
-//!   tool between two listings and hides text in Unicode tag characters in another; through
-//!   `envoy/mcp_tools.yaml` with pins (computed with PyPI `rfc8785`) the same SDK's client sees
-//!   and calls only approved definitions, and the server never receives a refused call.
+//! * Tool pinning: a PyPI `mcp` FastMCP server (`tests/peers/pinning_server.py`, 1.x `FastMCP`
+//!   and 2.x `MCPServer`) rug-pulls one tool between two listings and hides text in Unicode tag
+//!   characters in another; through `envoy/mcp_tools.yaml` with pins (computed with PyPI
+//!   `rfc8785`) the same SDK's client (1.x: legacy sessions, 2.x: stateless 2026-07-28) sees and
+//!   calls only approved definitions, and the server never receives a refused call.
 //!
 //! Node 22, the npm packages, the fixture servers and the Python venvs come from `make peers-deps`
 //! (`mk/peers.mk`); a missing piece fails the test with that hint rather than skipping it.
@@ -1647,7 +1648,7 @@ fn rfc8785_pins(python: &Path, tools: &[Value]) -> BTreeMap<String, String> {
 /// fails like a call to a tool that does not exist; after the server changes `fetch_page`, the
 /// client no longer sees it and its call fails the same way. The server never runs a refused
 /// call; straight at the server the same client sees every tool.
-fn fastmcp_rug_pull_through_envoy(python: &Path, version: &str) {
+fn fastmcp_rug_pull_through_envoy(python: &Path, version: &str, protocol: &str) {
     let deps = python_peer_deps(python);
     let server = PinningPeerServer::start(python);
     let reviewed = server.listing();
@@ -1695,6 +1696,7 @@ fn fastmcp_rug_pull_through_envoy(python: &Path, version: &str) {
     // Before the rug pull: the approved tools, not the poisoned one.
     let first = run_python_client(&deps, python, &url, &[], &calls);
     assert_client_ok(&first, python, version);
+    assert_eq!(first["protocol_version"], json!(protocol), "{first:#}");
     assert_eq!(
         tool_names(&first),
         set_of(&["lookup_order", "convert_units", "fetch_page"])
@@ -1764,5 +1766,11 @@ fn fastmcp_rug_pull_through_envoy(python: &Path, version: &str) {
 #[test]
 fn fastmcp_1x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the_mcp_client() {
     let python = paths::repo_root().join(".venv-mcp1/bin/python");
-    fastmcp_rug_pull_through_envoy(&python, MCP1_VERSION);
+    fastmcp_rug_pull_through_envoy(&python, MCP1_VERSION, "2025-11-25");
+}
+
+#[test]
+fn fastmcp_2x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the_mcp_client() {
+    let python = paths::repo_root().join(".venv-mcp2/bin/python");
+    fastmcp_rug_pull_through_envoy(&python, MCP2_VERSION, "2026-07-28");
 }
