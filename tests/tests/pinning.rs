@@ -896,21 +896,12 @@ fn poisoning_server() -> TestServer {
             tools.push(c.clone());
         }
     }
-    let all: Vec<ToolSpec> = tools
-        .iter()
-        .map(|v| {
-            let mut s = ToolSpec::new(
-                v["name"].as_str().unwrap(),
-                v["description"].as_str().unwrap(),
-                v["inputSchema"].clone(),
-            );
-            if let Some(a) = v.get("annotations") {
-                s = s.with_annotations(a.clone());
-            }
-            s
-        })
-        .collect();
-    TestServer::start(ServerOptions::json().require_session(false).tools(all)).unwrap()
+    TestServer::start(
+        ServerOptions::json()
+            .require_session(false)
+            .tools(specs(&tools)),
+    )
+    .unwrap()
 }
 
 fn all_names(server: &TestServer) -> Vec<String> {
