@@ -15,6 +15,11 @@
 //!   `MCPServer`) returns fake PII in text, structuredContent, progress and log notifications;
 //!   the same SDK's client sees it redacted through `envoy/mcp_pii.yaml`, its outputSchema
 //!   validation still passes, and an email in an argument never reaches the server.
+//! * Tool pinning: a PyPI `mcp` FastMCP server (`tests/peers/pinning_server.py`, 1.x `FastMCP`
+//!   and 2.x `MCPServer`) rug-pulls one tool between two listings and hides text in Unicode tag
+//!   characters in another; through `envoy/mcp_tools.yaml` with pins (computed with PyPI
+//!   `rfc8785`) the same SDK's client (1.x: legacy sessions, 2.x: stateless 2026-07-28) sees and
+//!   calls only approved definitions, and the server never receives a refused call.
 //!
 //! Node 22, the npm packages, the fixture servers and the Python venvs come from `make peers-deps`
 //! (`mk/peers.mk`); a missing piece fails the test with that hint rather than skipping it.
@@ -1522,4 +1527,250 @@ fn fastmcp_1x_pii_in_results_progress_and_logs_is_scrubbed_for_the_mcp_client_th
 #[test]
 fn fastmcp_2x_pii_in_results_progress_and_logs_is_scrubbed_for_the_mcp_client_through_envoy() {
     fastmcp_pii_peer_through_envoy(&peer_deps().python_mcp2, MCP2_VERSION);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool pinning with a real FastMCP server (tests/peers/pinning_server.py)
+
+/// Only what the PyPI tests need (the Python venv and the client script; no Node).
+fn python_peer_deps(python: &Path) -> PeerDeps {
+    let root = paths::repo_root();
+    let deps = PeerDeps {
+        node: root.join(".tools/node22/bin/node"),
+        conformance_js: PathBuf::new(),
+        everything_js: PathBuf::new(),
+        python_mcp1: root.join(".venv-mcp1/bin/python"),
+        python_mcp2: root.join(".venv-mcp2/bin/python"),
+        client_script: root.join("tests/peers/mcp_client.py"),
+    };
+    for p in [python, deps.client_script.as_path()] {
+        assert!(
+            p.is_file(),
+            "peer test dependency missing: run `make peers-deps` (mk/peers.mk) first: {}",
+            p.display()
+        );
+    }
+    deps
+}
+
+/// `tests/peers/pinning_server.py`: `fetch_page` changes once [`PinningPeerServer::rug_pull`]
+/// creates the toggle file; `weather_report` hides text in Unicode tag characters.
+struct PinningPeerServer(PeerProcess);
+
+impl PinningPeerServer {
+    const RECORD: &'static str = "calls.jsonl";
+    const TOGGLE: &'static str = "rug-pull";
+
+    fn start(python: &Path) -> Self {
+        let script = paths::repo_root().join("tests/peers/pinning_server.py");
+        PinningPeerServer(PeerProcess::start(
+            "pinning_server.py",
+            "address already in use",
+            |port, dir| {
+                let mut c = Command::new(python);
+                c.arg(&script)
+                    .arg(port.to_string())
+                    .arg(dir.join(Self::RECORD))
+                    .arg(dir.join(Self::TOGGLE));
+                c
+            },
+        ))
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.0.port)
+    }
+
+    fn rug_pull(&self) {
+        fs::write(self.0.file(Self::TOGGLE), "v2").expect("toggle file");
+    }
+
+    /// The tools the server ran, in order.
+    fn received(&self) -> Vec<String> {
+        fs::read_to_string(self.0.file(Self::RECORD))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("record line is JSON");
+                v["tool"].as_str().expect("tool").to_string()
+            })
+            .collect()
+    }
+
+    /// The server's own `tools/list` (a legacy session straight to it, no Envoy): the definitions.
+    fn listing(&self) -> Vec<Value> {
+        let s = mcp_integration::client::Session::initialize(&self.url()).expect("initialize");
+        let v = s.call("tools/list", json!({})).expect("tools/list");
+        v["result"]["tools"].as_array().expect("tools").clone()
+    }
+}
+
+/// Fingerprints by PyPI `rfc8785` (an RFC 8785 implementation independent of the filters), in
+/// the venv's Python, exactly as docs/pinning.md shows; checked against the filter's own.
+fn rfc8785_pins(python: &Path, tools: &[Value]) -> BTreeMap<String, String> {
+    let script = "import hashlib, json, sys, rfc8785\n\
+        out = {}\n\
+        for tool in json.load(sys.stdin):\n\
+        \x20   tool = dict(tool); tool.pop('_meta', None)\n\
+        \x20   out[tool['name']] = 'sha256:' + hashlib.sha256(rfc8785.dumps(tool)).hexdigest()\n\
+        print(json.dumps(out))\n";
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(json!(tools).to_string().as_bytes())
+            .expect("write tools");
+    }
+    let out = child.wait_with_output().expect("python output");
+    assert!(
+        out.status.success(),
+        "rfc8785 (requirements-mcp1.txt; run `make peers-deps`): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pins: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).expect("pins");
+    for t in tools {
+        let name = t["name"].as_str().expect("name");
+        let ours = mcp_core::pinning::fingerprint(t.to_string().as_bytes()).expect("canonical");
+        assert_eq!(pins[name], ours, "{name}: rfc8785 and the filter disagree");
+    }
+    pins
+}
+
+/// The rug pull through `envoy/mcp_tools.yaml` with pins for the reviewed definitions: the PyPI
+/// client lists and calls the approved tools; the tag-character tool is never listed and its call
+/// fails like a call to a tool that does not exist; after the server changes `fetch_page`, the
+/// client no longer sees it and its call fails the same way. The server never runs a refused
+/// call; straight at the server the same client sees every tool.
+fn fastmcp_rug_pull_through_envoy(python: &Path, version: &str, protocol: &str) {
+    let deps = python_peer_deps(python);
+    let server = PinningPeerServer::start(python);
+    let reviewed = server.listing();
+    let listed_names: BTreeSet<String> = reviewed
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_string())
+        .collect();
+    assert_eq!(
+        listed_names,
+        set_of(&[
+            "lookup_order",
+            "convert_units",
+            "fetch_page",
+            "weather_report"
+        ])
+    );
+    // The reviewer approved all four definitions as listed (the tag characters are invisible).
+    let pins = rfc8785_pins(python, &reviewed);
+    let cfg = EnvoyConfig::load("mcp_tools.yaml")
+        .expect("load mcp_tools.yaml")
+        .upstream(UPSTREAM_CLUSTER, server.0.addr())
+        .plugin_config("mcp_tools", &json!({"pinning": {"pins": pins}}).to_string());
+    let envoy = Envoy::start(cfg).expect("start Envoy");
+    let url = envoy.url("/mcp");
+    let calls = [
+        ("fetch_page", json!({"url": "https://example.com/"})),
+        ("weather_report", json!({"city": "Paris"})),
+        ("lookup_order", json!({"order_id": "A-1"})),
+    ];
+    let unknown = |summary: &Value, tool: &str| {
+        let c = call(summary, tool);
+        assert_eq!(c["error"]["code"], json!(-32602), "{tool}: {c:#}");
+        assert_eq!(
+            c["error"]["message"],
+            json!(format!("Unknown tool: {tool}")),
+            "{tool}: {c:#}"
+        );
+    };
+    let served = |summary: &Value, tool: &str| {
+        let c = call(summary, tool);
+        assert_eq!(c["error"], Value::Null, "{tool}: {c:#}");
+        assert_eq!(c["is_error"], json!(false), "{tool}: {c:#}");
+    };
+
+    // Before the rug pull: the approved tools, not the poisoned one.
+    let first = run_python_client(&deps, python, &url, &[], &calls);
+    assert_client_ok(&first, python, version);
+    assert_eq!(first["protocol_version"], json!(protocol), "{first:#}");
+    assert_eq!(
+        tool_names(&first),
+        set_of(&["lookup_order", "convert_units", "fetch_page"])
+    );
+    served(&first, "fetch_page");
+    unknown(&first, "weather_report");
+    served(&first, "lookup_order");
+
+    // The rug pull: the server now lists another fetch_page.
+    server.rug_pull();
+    let pulled = server.listing();
+    let fetch = pulled
+        .iter()
+        .find(|t| t["name"] == "fetch_page")
+        .expect("fetch_page still listed by the server");
+    assert!(
+        fetch["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("id_rsa")),
+        "{fetch}"
+    );
+    let second = run_python_client(&deps, python, &url, &[], &calls);
+    assert_client_ok(&second, python, version);
+    assert_eq!(
+        tool_names(&second),
+        set_of(&["lookup_order", "convert_units"])
+    );
+    unknown(&second, "fetch_page");
+    unknown(&second, "weather_report");
+    served(&second, "lookup_order");
+
+    assert_eq!(
+        server.received(),
+        ["fetch_page", "lookup_order", "lookup_order"],
+        "weather_report never ran, fetch_page only before the rug pull"
+    );
+    let stat = |n: &str| {
+        envoy
+            .stat(&format!("wasmcustom.mcp_tools.{n}"))
+            .unwrap_or(0)
+    };
+    assert!(stat("quarantined_drift") >= 1);
+    assert!(stat("quarantined_poisoning") >= 1);
+    assert_eq!(stat("quarantine_calls_refused"), 3);
+    let log = envoy.log();
+    assert!(
+        log.contains("quarantined tool \"fetch_page\": reason=drift marker=none listed=sha256:"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "quarantined tool \"weather_report\": reason=poisoning marker=tag_characters listed="
+        ),
+        "{log}"
+    );
+    // Never the definitions' text (the rug pull's, or the tag characters' hidden ASCII).
+    for secret in ["~/.ssh/id_rsa", "~/.aws/credentials", "Fetch a web page"] {
+        assert!(!log.contains(secret), "the log repeats {secret:?}");
+    }
+
+    // Straight at the server the same client sees every tool: the gateway did the removing.
+    let direct = run_python_client(&deps, python, &server.url(), &[], &[]);
+    assert_client_ok(&direct, python, version);
+    assert_eq!(tool_names(&direct), listed_names);
+}
+
+#[test]
+fn fastmcp_1x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the_mcp_client() {
+    let python = paths::repo_root().join(".venv-mcp1/bin/python");
+    fastmcp_rug_pull_through_envoy(&python, MCP1_VERSION, "2025-11-25");
+}
+
+#[test]
+fn fastmcp_2x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the_mcp_client() {
+    let python = paths::repo_root().join(".venv-mcp2/bin/python");
+    fastmcp_rug_pull_through_envoy(&python, MCP2_VERSION, "2026-07-28");
 }
