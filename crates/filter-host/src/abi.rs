@@ -221,6 +221,7 @@ mod sys {
         fn proxy_define_metric(t: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
         fn proxy_increment_metric(id: u32, offset: i64) -> u32;
         fn proxy_record_metric(id: u32, value: u64) -> u32;
+        fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
         fn proxy_call_foreign_function(
             name: *const u8,
             name_size: usize,
@@ -435,6 +436,12 @@ mod sys {
         })
     }
 
+    pub fn get_metric(id: u32) -> Result<u64, HostError> {
+        let mut value = 0u64;
+        check("proxy_get_metric", unsafe { proxy_get_metric(id, &mut value) })?;
+        Ok(value)
+    }
+
     pub fn call_foreign_function(name: &str, args: &[u8]) -> Result<Vec<u8>, HostError> {
         let (mut data, mut size) = (null_mut(), 0usize);
         let st = unsafe {
@@ -612,6 +619,11 @@ pub fn increment_metric(id: u32, by: i64) -> Result<(), HostError> {
 /// Records a histogram value (or sets a gauge).
 pub fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
     sys::record_metric(id, value)
+}
+
+/// Reads a counter or gauge: Envoy's process-wide value, the same for every worker's VM.
+pub fn get_metric(id: u32) -> Result<u64, HostError> {
+    sys::get_metric(id)
 }
 
 /// Calls an Envoy foreign function such as `clear_route_cache`.

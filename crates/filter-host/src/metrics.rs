@@ -29,6 +29,24 @@ impl Counter {
     }
 }
 
+/// A gauge handle (no-op if its definition failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauge(Option<u32>);
+
+impl Gauge {
+    /// Adds one.
+    pub fn inc(self) {
+        if let Some(id) = self.0 {
+            let _ = abi::increment_metric(id, 1);
+        }
+    }
+
+    /// The process-wide value (`None` when the gauge is undefined or the host refused).
+    pub fn get(self) -> Option<u64> {
+        abi::get_metric(self.0?).ok()
+    }
+}
+
 /// A histogram handle (no-op if its definition failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Histogram(Option<u32>);
@@ -80,6 +98,11 @@ impl Registry {
     /// A counter named `name`.
     pub fn counter(&mut self, name: &str) -> Counter {
         Counter(self.define(MetricType::Counter, name))
+    }
+
+    /// A gauge named `name`.
+    pub fn gauge(&mut self, name: &str) -> Gauge {
+        Gauge(self.define(MetricType::Gauge, name))
     }
 
     /// A histogram named `name`.

@@ -3,7 +3,7 @@
 //! Every decision is `mcp_core::pinning`'s; this file only moves bytes to and from the host.
 
 use filter_host::abi;
-use filter_host::metrics::{Counter, Registry};
+use filter_host::metrics::{Counter, Gauge, Registry};
 use mcp_core::pinning::{
     CallCheck, Pinning, PinningConfig, QuarantineState, Reason, Verdict, VerdictCache,
 };
@@ -25,8 +25,12 @@ pub struct Pins {
     /// Shared-data key of the quarantine state; named after the configuration, so a new
     /// approval starts from "no listing seen".
     key: String,
-    /// The state as last read, with its CAS (0 = read it again).
-    memo: RefCell<(u32, QuarantineState)>,
+    /// The state as last read.
+    memo: RefCell<Memo>,
+    /// Bumped by every worker after each write of the state: a worker whose memo carries the
+    /// current value skips reading the state (a gauge read is one host call; a shared-data
+    /// read also copies the value into the VM).
+    version: Gauge,
     drift: Counter,
     unpinned: Counter,
     poisoning: Counter,
@@ -59,7 +63,8 @@ impl Pins {
             policy,
             verdicts: RefCell::new(VerdictCache::default()),
             key,
-            memo: RefCell::new((0, QuarantineState::default())),
+            memo: RefCell::new(Memo::default()),
+            version: m.gauge("mcp_tools.quarantine_state_version"),
             drift: m.counter("mcp_tools.quarantined_drift"),
             unpinned: m.counter("mcp_tools.quarantined_unpinned"),
             poisoning: m.counter("mcp_tools.quarantined_poisoning"),
@@ -68,23 +73,36 @@ impl Pins {
         })
     }
 
-    /// Refreshes the memo from shared data. `false` when the host refused the read (the
-    /// caller fails closed).
-    fn refresh(&self) -> bool {
+    /// Brings the memo up to date: read again only when some worker wrote since it was read
+    /// (or `force`: a compare-and-swap just failed). `false` when the host refused the read
+    /// (the caller fails closed).
+    fn refresh(&self, force: bool) -> bool {
+        // Read before the state: a write that lands in between bumps it after, so the next
+        // refresh reads again.
+        let version = self.version.get();
+        if !force && version.is_some() && self.memo.borrow().version == version {
+            return true;
+        }
         match abi::get_shared_data(&self.key) {
             Ok((Some(bytes), cas)) => {
                 let mut memo = self.memo.borrow_mut();
-                if memo.0 != cas || cas == 0 {
-                    *memo = (cas, QuarantineState::decode(&bytes));
+                if memo.cas != cas || cas == 0 {
+                    memo.state = QuarantineState::decode(&bytes);
+                    memo.cas = cas;
                 }
+                memo.version = version;
                 true
             }
             Ok((None, _)) => {
-                *self.memo.borrow_mut() = (0, QuarantineState::default());
+                *self.memo.borrow_mut() = Memo {
+                    version,
+                    ..Memo::default()
+                };
                 true
             }
             Err(e) => {
                 filter_host::log!(Warn, "cannot read the tool quarantine state: {e}");
+                self.memo.borrow_mut().version = None;
                 false
             }
         }
@@ -96,7 +114,7 @@ impl Pins {
             CallCheck::Pass => false,
             CallCheck::Refuse(_) => true,
             CallCheck::Latest => {
-                !self.refresh() || self.memo.borrow().1.refuses(&self.policy, name)
+                !self.refresh(false) || self.memo.borrow().state.refuses(&self.policy, name)
             }
         };
         if refused {
@@ -108,7 +126,7 @@ impl Pins {
     /// Starts reading one list: the state is read once for the whole list.
     pub fn begin_list(&self) -> ListRun {
         ListRun {
-            readable: self.refresh(),
+            readable: self.refresh(false),
             changed: Vec::new(),
             quarantined: Vec::new(),
             quarantined_set: HashSet::new(),
@@ -141,7 +159,7 @@ impl Pins {
         if self
             .memo
             .borrow_mut()
-            .1
+            .state
             .record(&self.policy, name, quarantined)
         {
             run.changed.push((name.to_owned(), quarantined));
@@ -167,22 +185,28 @@ impl Pins {
         for _ in 0..CAS_TRIES {
             let (cas, body) = {
                 let memo = self.memo.borrow();
-                (memo.0, memo.1.encode())
+                (memo.cas, memo.state.encode())
             };
             match abi::set_shared_data(&self.key, &body, cas) {
                 Ok(()) => {
-                    // The host bumped the CAS: read it again next time.
-                    self.memo.borrow_mut().0 = 0;
+                    // The host bumped the CAS: read it again next time; tell the other
+                    // workers to.
+                    {
+                        let mut memo = self.memo.borrow_mut();
+                        memo.cas = 0;
+                        memo.version = None;
+                    }
+                    self.version.inc();
                     return;
                 }
                 Err(e) if e.status == CAS_MISMATCH => {
                     // Another worker wrote meanwhile: apply this listing on top of its state.
-                    if !self.refresh() {
+                    if !self.refresh(true) {
                         break;
                     }
                     let mut memo = self.memo.borrow_mut();
                     for (name, quarantined) in &run.changed {
-                        memo.1.record(&self.policy, name, *quarantined);
+                        memo.state.record(&self.policy, name, *quarantined);
                     }
                 }
                 Err(e) => {
@@ -196,6 +220,16 @@ impl Pins {
             "the tool quarantine state kept changing under this worker; not written"
         );
     }
+}
+
+/// The quarantine state as this worker last read it.
+#[derive(Debug, Default)]
+struct Memo {
+    /// Its CAS (0 = decode it again).
+    cas: u32,
+    /// The version gauge when it was read (`None` = read it again).
+    version: Option<u64>,
+    state: QuarantineState,
 }
 
 /// proxy-wasm `WasmResult::CasMismatch`.

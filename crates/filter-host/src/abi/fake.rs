@@ -293,6 +293,13 @@ pub(super) fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
     })
 }
 
+pub(super) fn get_metric(id: u32) -> Result<u64, HostError> {
+    with(|h| {
+        let m = h.metrics.get(id as usize).ok_or(bad("proxy_get_metric"))?;
+        Ok(u64::try_from(m.2).unwrap_or(0))
+    })
+}
+
 pub(super) fn call_foreign_function(name: &str, _args: &[u8]) -> Result<Vec<u8>, HostError> {
     with(|h| {
         h.foreign_calls.push(name.to_owned());
