@@ -15,6 +15,8 @@
 //!   `MCPServer`) returns fake PII in text, structuredContent, progress and log notifications;
 //!   the same SDK's client sees it redacted through `envoy/mcp_pii.yaml`, its outputSchema
 //!   validation still passes, and an email in an argument never reaches the server.
+//! * `mcp-pin` (crates/mcp-pin) pins every tool server-everything lists, and its `diff` against
+//!   those pins is clean.
 //!
 //! Node 22, the npm packages, the fixture servers and the Python venvs come from `make peers-deps`
 //! (`mk/peers.mk`); a missing piece fails the test with that hint rather than skipping it.
