@@ -6,6 +6,7 @@
 //! - The pins `fetch` printed, loaded as the `mcp_tools` configuration, let the filter list
 //!   every tool; after one definition changes on the server, `diff` exits 1 naming it (with a
 //!   readable diff) while the filter quarantines it.
+//! - `--cacert`: https to the shipped gateway's TLS listener with the dev CA, refused without it.
 // Test helpers outside #[test] fns are not covered by clippy.toml's in-test allowances.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -283,4 +284,36 @@ fn pins_from_fetch_list_every_tool_through_the_filter_until_a_definition_changes
         &config,
     ]);
     assert_eq!(code, 1);
+}
+
+/// `--cacert`: the shipped gateway's TLS listener (dev CA) is listed over https; without the
+/// CA the certificate is refused (exit 2), as with any client.
+#[test]
+fn fetch_over_https_trusts_the_ca_given_and_no_other() {
+    let server = TestServer::start(ServerOptions::sse()).unwrap();
+    let deploy = TestServer::start(ServerOptions::json().require_session(false)).unwrap();
+    let e = Envoy::start(
+        EnvoyConfig::load("mcp-gateway.yaml")
+            .unwrap()
+            .upstream("mcp_upstream", server.addr())
+            .upstream("mcp_deploy", deploy.addr())
+            .upstream("zipkin", "127.0.0.1:1".parse().unwrap()),
+    )
+    .unwrap();
+    let port = e.listener_port("mcp_tls").unwrap();
+    let ca = mcp_integration::paths::dev_ca_cert();
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("https://{host}:{port}/mcp");
+        let (code, out, err) = mcp_pin(&["fetch", "--url", &url, "--cacert", ca.to_str().unwrap()]);
+        assert_eq!(code, 0, "{url}: {err}");
+        let pins = pins_of(&out);
+        // The shipped gateway's tools policy hides admin_reset.
+        assert!(
+            pins.contains_key("echo") && !pins.contains_key("admin_reset"),
+            "{out}"
+        );
+        let (code, out, err) = mcp_pin(&["fetch", "--url", &url, "--timeout", "10"]);
+        assert_eq!((code, out.as_str()), (2, ""), "{err}");
+        assert!(err.to_ascii_lowercase().contains("certificate"), "{err}");
+    }
 }
