@@ -15,8 +15,8 @@
 //!   `MCPServer`) returns fake PII in text, structuredContent, progress and log notifications;
 //!   the same SDK's client sees it redacted through `envoy/mcp_pii.yaml`, its outputSchema
 //!   validation still passes, and an email in an argument never reaches the server.
-//! * `mcp-pin` (crates/mcp-pin) pins every tool server-everything lists, and its `diff` against
-//!   those pins is clean.
+//! * `mcp-pin` (crates/mcp-pin) pins every tool server-everything lists, and what each era of the
+//!   2026-07-28 fixture lists; its `diff` against those pins is clean.
 //!
 //! Node 22, the npm packages, the fixture servers and the Python venvs come from `make peers-deps`
 //! (`mk/peers.mk`); a missing piece fails the test with that hint rather than skipping it.
@@ -1529,8 +1529,9 @@ fn fastmcp_2x_pii_in_results_progress_and_logs_is_scrubbed_for_the_mcp_client_th
 // ---------------------------------------------------------------------------------------------
 // mcp-pin against server-everything
 
-/// What the mcp-pin peer test needs: Node 22 and server-everything only (`make peers-deps`).
-fn everything_deps() -> PeerDeps {
+/// What the mcp-pin peer tests need: Node 22 and the npm peers only (`make peers-deps`; the
+/// fixture server checks its own installation).
+fn node_deps() -> PeerDeps {
     let root = paths::repo_root();
     let modules = root.join("tests/peers/node_modules/@modelcontextprotocol");
     let deps = PeerDeps {
@@ -1568,7 +1569,7 @@ fn mcp_pin(args: &[&str]) -> (i32, String, String) {
 /// speaks; `mcp-pin diff` against that output finds nothing to re-approve.
 #[test]
 fn mcp_pin_pins_every_server_everything_tool_and_diff_against_them_is_clean() {
-    let deps = everything_deps();
+    let deps = node_deps();
     let server = EverythingServer::start(&deps);
     let url = server.url();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -1633,4 +1634,38 @@ fn mcp_pin_pins_every_server_everything_tool_and_diff_against_them_is_clean() {
         )),
         "{out}"
     );
+}
+
+/// The 2026-07-28 conformance fixture speaks both eras (with different tool sets): `mcp-pin`
+/// pins what each era lists, `auto` picks the stateless era, and `diff` against each is clean.
+#[test]
+fn mcp_pin_speaks_both_eras_with_the_2026_07_28_conformance_fixture() {
+    let deps = node_deps();
+    let server = FixtureServer::start(&deps, FIXTURE_2026_07_28);
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (era, marker) in [
+        ("auto", "(2026-07-28 stateless)"),
+        ("2026", "(2026-07-28 stateless)"),
+        ("2025", " session)"),
+    ] {
+        let (code, pins, err) = mcp_pin(&["fetch", "--url", &url, "--era", era]);
+        assert_eq!(code, 0, "fetch --era {era}: {err}");
+        assert!(err.contains(marker), "--era {era}: {err}");
+        let block: Value = serde_json::from_str(&pins).unwrap();
+        assert!(!block["pinning"]["pins"].as_object().unwrap().is_empty());
+        let config = dir.path().join(format!("pins-{era}.json"));
+        fs::write(&config, &pins).unwrap();
+        let (code, out, err) = mcp_pin(&[
+            "diff",
+            "--strict",
+            "--era",
+            era,
+            "--url",
+            &url,
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "diff --era {era}:\n{out}{err}");
+    }
 }

@@ -372,8 +372,14 @@ fn client_info() -> Value {
     json!({"name": "mcp-pin", "version": env!("CARGO_PKG_VERSION")})
 }
 
+/// `serverInfo` of an `initialize` or `server/discover` result (2026-07-28 servers may carry it
+/// in the result's `_meta` instead).
 fn server_name(result: &Value) -> Option<String> {
-    let info = result.get("serverInfo")?;
+    let info = result.get("serverInfo").or_else(|| {
+        result
+            .get("_meta")?
+            .get("io.modelcontextprotocol/serverInfo")
+    })?;
     let name = info.get("name")?.as_str()?;
     Some(match info.get("version").and_then(Value::as_str) {
         Some(v) => format!("{name} {v}"),

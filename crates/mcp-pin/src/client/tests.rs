@@ -227,3 +227,17 @@ fn errors_say_what_came_back() {
         "{e}"
     );
 }
+
+#[test]
+fn server_name_comes_from_server_info_or_the_2026_meta() {
+    assert_eq!(
+        server_name(&json!({"serverInfo": {"name": "a", "version": "1"}})).as_deref(),
+        Some("a 1")
+    );
+    assert_eq!(
+        server_name(&json!({"_meta": {"io.modelcontextprotocol/serverInfo": {"name": "b"}}}))
+            .as_deref(),
+        Some("b")
+    );
+    assert_eq!(server_name(&json!({"capabilities": {}})), None);
+}
