@@ -47,6 +47,13 @@ build: toolchain ## Build the four filters and the mcp_gateway module (release, 
 	@for f in $(FILTERS); do cp $(TARGET_DIR)/$(WASM_TARGET)/release/$$f.wasm dist/$$f.wasm; done
 	@printf '%-24s %10s\n' artifact bytes; for f in $(DIST_WASM); do printf '%-24s %10s\n' $$f $$(stat -c %s $$f); done
 
+.PHONY: mcp-pin
+mcp-pin: ## Build the mcp-pin command-line tool (fetch / diff tool pins, docs/pinning.md) into dist/mcp-pin
+	$(CARGO) build --release -p mcp-pin
+	@mkdir -p dist
+	cp $(TARGET_DIR)/release/mcp-pin dist/mcp-pin
+	@printf '%-24s %10s\n' dist/mcp-pin $$(stat -c %s dist/mcp-pin)
+
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -58,8 +65,8 @@ lint: toolchain ## cargo fmt --check, clippy -D warnings on the host and on wasm
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS)) -- -D warnings
 
 .PHONY: unit
-unit: ## Native unit tests of the core, the host layer and the filters
-	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS)) -p mcp-fuzz
+unit: ## Native unit tests of the core, the host layer, the filters and mcp-pin
+	$(CARGO) test -p mcp-core -p filter-host $(addprefix -p ,$(FILTERS)) -p mcp-fuzz -p mcp-pin
 
 dev-certs/server.crt: mk/dev-certs.sh
 	@command -v openssl >/dev/null || { echo "installing openssl (Debian)"; apt-get install -y -qq openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }; }
@@ -79,9 +86,9 @@ schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter'
 .PHONY: integration
 integration: build envoy dev-certs ## Integration tests through the real Envoy binary (TLS tests drive curl)
 	@command -v curl >/dev/null || { echo "installing curl (Debian)"; apt-get install -y -qq curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }; }
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test pinning --test scopes --test pii --test telemetry --test examples --test gateway --test istio --test oci --test adversarial -- --test-threads 2 --skip pypi_
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test pinning --test scopes --test pii --test telemetry --test examples --test gateway --test istio --test oci --test adversarial --test pin -- --test-threads 2 --skip pypi_
 	# The same policy suites, same assertions, with each filter run as mcp_gateway holding only its section.
-	MCP_UNDER_TEST=module $(CARGO) test -p mcp-integration --test tools --test pinning --test scopes --test pii --test telemetry --test adversarial -- --test-threads 2
+	MCP_UNDER_TEST=module $(CARGO) test -p mcp-integration --test tools --test pinning --test scopes --test pii --test telemetry --test adversarial --test pin -- --test-threads 2
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy

@@ -20,6 +20,8 @@
 //!   characters in another; through `envoy/mcp_tools.yaml` with pins (computed with PyPI
 //!   `rfc8785`) the same SDK's client (1.x: legacy sessions, 2.x: stateless 2026-07-28) sees and
 //!   calls only approved definitions, and the server never receives a refused call.
+//! * `mcp-pin` (crates/mcp-pin) pins every tool server-everything lists, and what each era of the
+//!   2026-07-28 fixture lists; its `diff` against those pins is clean.
 //!
 //! Node 22, the npm packages, the fixture servers and the Python venvs come from `make peers-deps`
 //! (`mk/peers.mk`); a missing piece fails the test with that hint rather than skipping it.
@@ -1773,4 +1775,148 @@ fn fastmcp_1x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the
 fn fastmcp_2x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the_mcp_client() {
     let python = paths::repo_root().join(".venv-mcp2/bin/python");
     fastmcp_rug_pull_through_envoy(&python, MCP2_VERSION, "2026-07-28");
+}
+
+// ---------------------------------------------------------------------------------------------
+// mcp-pin against server-everything
+
+/// What the mcp-pin peer tests need: Node 22 and the npm peers only (`make peers-deps`; the
+/// fixture server checks its own installation).
+fn node_deps() -> PeerDeps {
+    let root = paths::repo_root();
+    let modules = root.join("tests/peers/node_modules/@modelcontextprotocol");
+    let deps = PeerDeps {
+        node: root.join(".tools/node22/bin/node"),
+        conformance_js: modules.join("conformance/dist/index.js"),
+        everything_js: modules.join("server-everything/dist/index.js"),
+        python_mcp1: root.join(".venv-mcp1/bin/python"),
+        python_mcp2: root.join(".venv-mcp2/bin/python"),
+        client_script: root.join("tests/peers/mcp_client.py"),
+    };
+    for p in [&deps.node, &deps.everything_js] {
+        assert!(
+            p.is_file(),
+            "peer test dependency missing: run `make peers-deps` (mk/peers.mk) first.\nmissing: {}",
+            p.display()
+        );
+    }
+    deps
+}
+
+/// `mcp_pin::run` (all the binary does): status, stdout, stderr.
+fn mcp_pin(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = mcp_pin::run(&args, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+/// `mcp-pin fetch` against the reference server pins every tool its `tools/list` has (every
+/// page, listed here independently with the harness's own legacy client), in either era it
+/// speaks; `mcp-pin diff` against that output finds nothing to re-approve.
+#[test]
+fn mcp_pin_pins_every_server_everything_tool_and_diff_against_them_is_clean() {
+    let deps = node_deps();
+    let server = EverythingServer::start(&deps);
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let defs = dir.path().join("definitions.json");
+    let (code, pins, err) = mcp_pin(&[
+        "fetch",
+        "--url",
+        &url,
+        "--definitions",
+        defs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "fetch: {err}");
+    let block: Value = serde_json::from_str(&pins).unwrap();
+    let pinned: BTreeSet<String> = block["pinning"]["pins"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+
+    let session = mcp_integration::client::Session::initialize(&url).expect("initialize");
+    let mut listed = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let params = cursor.as_ref().map_or(json!({}), |c| json!({"cursor": c}));
+        let resp = session.call("tools/list", params).expect("tools/list");
+        let result = &resp["result"];
+        for t in result["tools"].as_array().expect("tools") {
+            listed.insert(t["name"].as_str().unwrap().to_owned());
+        }
+        match result.get("nextCursor").and_then(Value::as_str) {
+            Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+            _ => break,
+        }
+    }
+    let _ = session.delete();
+    assert!(!listed.is_empty());
+    assert_eq!(pinned, listed, "a pin for every listed tool, no other");
+
+    // The legacy era gives the same pins (auto may have spoken 2026-07-28).
+    let (code, legacy, err) = mcp_pin(&["fetch", "--url", &url, "--era", "2025"]);
+    assert_eq!(code, 0, "fetch --era 2025: {err}");
+    assert_eq!(legacy, pins);
+
+    let config = dir.path().join("pins.json");
+    fs::write(&config, &pins).unwrap();
+    let (code, out, err) = mcp_pin(&[
+        "diff",
+        "--strict",
+        "--url",
+        &url,
+        "--config",
+        config.to_str().unwrap(),
+        "--definitions",
+        defs.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "diff:\n{out}{err}");
+    assert!(
+        out.ends_with(&format!(
+            "summary: {} unchanged, 0 drifted, 0 new, 0 gone, 0 with a poisoning marker\n",
+            listed.len()
+        )),
+        "{out}"
+    );
+}
+
+/// The 2026-07-28 conformance fixture speaks both eras (with different tool sets): `mcp-pin`
+/// pins what each era lists, `auto` picks the stateless era, and `diff` against each is clean.
+#[test]
+fn mcp_pin_speaks_both_eras_with_the_2026_07_28_conformance_fixture() {
+    let deps = node_deps();
+    let server = FixtureServer::start(&deps, FIXTURE_2026_07_28);
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (era, marker) in [
+        ("auto", "(2026-07-28 stateless)"),
+        ("2026", "(2026-07-28 stateless)"),
+        ("2025", " session)"),
+    ] {
+        let (code, pins, err) = mcp_pin(&["fetch", "--url", &url, "--era", era]);
+        assert_eq!(code, 0, "fetch --era {era}: {err}");
+        assert!(err.contains(marker), "--era {era}: {err}");
+        let block: Value = serde_json::from_str(&pins).unwrap();
+        assert!(!block["pinning"]["pins"].as_object().unwrap().is_empty());
+        let config = dir.path().join(format!("pins-{era}.json"));
+        fs::write(&config, &pins).unwrap();
+        let (code, out, err) = mcp_pin(&[
+            "diff",
+            "--strict",
+            "--era",
+            era,
+            "--url",
+            &url,
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "diff --era {era}:\n{out}{err}");
+    }
 }

@@ -438,7 +438,9 @@ mod sys {
 
     pub fn get_metric(id: u32) -> Result<u64, HostError> {
         let mut value = 0u64;
-        check("proxy_get_metric", unsafe { proxy_get_metric(id, &mut value) })?;
+        check("proxy_get_metric", unsafe {
+            proxy_get_metric(id, &mut value)
+        })?;
         Ok(value)
     }
 
