@@ -1240,7 +1240,7 @@ fn a_name_listed_twice_with_one_copy_quarantined_is_removed_whole_and_refused() 
             &list_request(1, None),
             &[("x-test-raw", tag.as_str())],
         );
-        if via.text() != list_body(1, &[e.clone()]) {
+        if via.text() != list_body(1, std::slice::from_ref(&e)) {
             failures.push(format!(
                 "{what}: every copy of search must be removed; listed {:?}",
                 names(&response(&via))
