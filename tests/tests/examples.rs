@@ -442,6 +442,9 @@ const NOT_CONFIGS: [(&str, &str); 1] = [
     ("docs/telemetry.md", r#"{"details":"local_rate_limited""#),
 ];
 
+/// Pages besides a filter's own whose `json` blocks are that filter's configurations.
+const MORE_PAGES: [(&str, &str); 1] = [("mcp_tools", "docs/pinning.md")];
+
 /// `yaml` blocks of the docs show wasm configs whose `value` is elided (`...`): not checkable.
 fn elided(json: &str) -> bool {
     json.contains("...") || json.contains('…')
@@ -451,7 +454,7 @@ fn documented_configs(skipped: &mut Vec<String>) -> Vec<Found> {
     let mut found = Vec::new();
     let mut not_configs_seen = BTreeMap::new();
     let mut pages: Vec<(String, Option<&str>)> = vec![("README.md".to_owned(), None)];
-    for (filter, page) in schemas::FILTERS {
+    for &(filter, page) in schemas::FILTERS.iter().chain(&MORE_PAGES) {
         pages.push((page.to_owned(), Some(filter)));
     }
     for (page, filter) in pages {
