@@ -505,7 +505,10 @@ pub fn classify(status: u32, body: &[u8]) -> Result<Issued, Failure> {
                 None => Err(Failure::Unavailable("unparseable_response")),
             }
         }
-        500..=599 => Err(Failure::Unavailable("idp_server_error")),
+        // Envoy answers a call it could not complete with a 503 (connection failure, reset)
+        // or a 504 (timeout) of its own, indistinguishable from the server's.
+        504 => Err(Failure::Unavailable("timeout")),
+        500..=599 => Err(Failure::Unavailable("idp_unavailable")),
         _ => Err(Failure::Unavailable("unexpected_status")),
     }
 }
@@ -923,8 +926,9 @@ mod tests {
         );
         assert_eq!(
             classify(503, b""),
-            Err(Failure::Unavailable("idp_server_error"))
+            Err(Failure::Unavailable("idp_unavailable"))
         );
+        assert_eq!(classify(504, b""), Err(Failure::Unavailable("timeout")));
         assert_eq!(classify(0, b""), Err(Failure::Unavailable("unreachable")));
         assert_eq!(
             classify(302, b""),
