@@ -451,3 +451,73 @@ fn requests_without_a_body_are_exchanged_too() {
         "{auth:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A real peer: the PyPI `mcp` clients (`make peers`; needs `make peers-deps`).
+
+fn python(venv: &str) -> std::path::PathBuf {
+    mcp_integration::paths::repo_root()
+        .join(venv)
+        .join("bin/python")
+}
+
+/// tests/peers/mcp_client.py as `token`'s holder: the handshake, `tools/list`, one `echo`.
+fn python_client(venv: &str, url: &str, token: &str) -> Value {
+    let script = mcp_integration::paths::repo_root().join("tests/peers/mcp_client.py");
+    let out = std::process::Command::new(python(venv))
+        .arg(script)
+        .arg(url)
+        .args(["--header", &format!("Authorization:Bearer {token}")])
+        .args(["--call", "echo", r#"{"text":"as me"}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!(
+            "no summary ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn pypi_mcp_clients_as_two_users_reach_the_server_with_their_own_exchanged_tokens() {
+    let s = TestServer::start(ServerOptions::json()).unwrap();
+    let idp = TokenEndpoint::start().unwrap();
+    let e = envoy(&s, &idp, json!({}));
+    // One token per user for both clients (a new caller token is a new cache key).
+    let tokens = [("alice", token("alice")), ("bob", token("bob"))];
+    for venv in [".venv-mcp1", ".venv-mcp2"] {
+        assert!(
+            python(venv).is_file(),
+            "{venv} missing: run make peers-deps"
+        );
+        for (user, t) in &tokens {
+            let before = s.record().len();
+            let summary = python_client(venv, &e.url("/mcp"), t);
+            assert_eq!(summary["error"], Value::Null, "{venv} {user}: {summary:#}");
+            let calls = summary["calls"].as_array().unwrap();
+            assert_eq!(calls[0]["error"], Value::Null, "{venv} {user}: {summary:#}");
+            assert_eq!(
+                calls[0]["text"],
+                json!(["as me"]),
+                "{venv} {user}: {summary:#}"
+            );
+            let record = s.record();
+            let session = &record[before..];
+            assert!(session.len() >= 3, "handshake, list, call: {session:?}");
+            for r in session {
+                let auth = r.header("authorization").unwrap_or("");
+                assert!(
+                    auth.starts_with(&format!("Bearer up.{user}.https---api-test.")),
+                    "{venv} {user}: {} {:?} got {auth:?}",
+                    r.method,
+                    r.rpc_method
+                );
+            }
+        }
+    }
+    // One exchange per user: every later request of both clients' sessions was cached.
+    let subs: Vec<String> = idp.requests().into_iter().map(|r| r.sub).collect();
+    assert_eq!(subs, ["alice", "bob"], "{subs:?}");
+}
