@@ -6,13 +6,13 @@
 use super::local;
 use super::state::{now, Shared};
 use filter_host::abi::{self, BufferType, MapType};
-use filter_host::{ForwardAction, Inspected, LocalReply, RequestAction};
+use filter_host::{ForwardAction, Inspected, LocalReply, RequestAction, RequestHead};
 use mcp_core::jsonrpc::{self, IdOwned, Request};
 use mcp_core::mcp::methods;
 use mcp_core::scopes::challenge;
 use mcp_core::scopes::config::Policy;
 use mcp_core::scopes::exchange::{
-    bearer, classify, request_body, CacheKey, Exchange, Failure, Issued, Target,
+    classify, request_body, token_digest, CacheKey, Exchange, Failure, Issued,
 };
 use mcp_core::scopes::policy::Requirement;
 use mcp_core::scopes::token::{self, AuthError, Bearer, Identity};
@@ -20,32 +20,19 @@ use mcp_core::scopes::token::{self, AuthError, Bearer, Identity};
 /// Largest token endpoint answer read (bytes); a longer one is unparseable.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// The caller's token (a credential: never in a `Debug` line or a log).
-#[derive(Default)]
-struct Subject(Option<String>);
-
-impl std::fmt::Debug for Subject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "<redacted>"
-        } else {
-            "None"
-        })
-    }
-}
-
-/// One request's exchange.
+/// One request's exchange. The caller's token is not copied: it is read from the request head
+/// when needed.
 #[derive(Debug, Default)]
 pub struct Pending {
-    subject: Subject,
-    /// The target chosen by the request's messages (`None`: no message, the defaults apply).
-    target: Option<Target>,
+    /// The target chosen by the request's messages ([`Exchange::target_index`]; `None`: no
+    /// message, the defaults apply).
+    target: Option<usize>,
     /// The scopes the operation needs (for a 403 challenge).
     needed: Vec<String>,
     /// The request id (a single message), for refusal bodies.
     id: Option<IdOwned>,
-    /// Token of the call in flight.
-    call: Option<u32>,
+    /// The call in flight and the cache key its answer is stored under.
+    call: Option<(u32, CacheKey)>,
     /// The answer, once it came.
     outcome: Option<Result<Issued, Failure>>,
 }
@@ -65,13 +52,6 @@ fn batch_conflict() -> RequestAction {
 }
 
 impl Pending {
-    /// Keeps the caller's bearer token (whatever authenticated it).
-    pub fn subject(&mut self, authorization: Option<&str>) {
-        if let Bearer::Token(t) = token::bearer(authorization) {
-            self.subject = Subject(Some(t.to_owned()));
-        }
-    }
-
     /// An allowed request message: which audience and scope its upstream token needs.
     pub fn on_allowed(
         &mut self,
@@ -83,12 +63,12 @@ impl Pending {
         let tool = (r.method == methods::TOOLS_CALL)
             .then_some(r.name.as_deref())
             .flatten();
-        let target = x.target(tool);
-        match &self.target {
+        let target = x.target_index(tool);
+        match self.target {
             // One upstream request carries one credential.
             Some(t) if t != target => return batch_conflict(),
             Some(_) => {}
-            None => self.target = Some(target.clone()),
+            None => self.target = Some(target),
         }
         if let Requirement::Scopes(needed) = policy.requirement(&r.method, tool) {
             for s in needed {
@@ -141,46 +121,56 @@ impl Pending {
         shared: &Shared,
         policy: &Policy,
         x: &Exchange,
-        context_id: u32,
+        identity: &Identity,
+        head: &RequestHead,
     ) -> ForwardAction {
         if let Some(outcome) = self.outcome.take() {
             return match outcome {
-                Ok(issued) => self.set_authorization(shared, policy, &bearer(&issued.access_token)),
+                Ok(issued) => {
+                    let value = mcp_core::scopes::exchange::bearer(&issued.access_token);
+                    self.set_authorization(shared, policy, &value)
+                }
                 Err(f) => self.refuse(shared, policy, f),
             };
         }
         if self.call.is_some() {
             return ForwardAction::Hold;
         }
-        let Some(subject) = self.subject.0.as_deref() else {
+        let Bearer::Token(subject) = token::bearer(head.authorization.as_deref()) else {
             // Authenticated without a bearer token (jwt_authn from another header): nothing
             // to exchange.
             let r = challenge::unauthenticated(policy, AuthError::NoToken, None);
             shared.stats.no_token.inc();
             return ForwardAction::Reply(local(r));
         };
-        let target = self.target.as_ref().unwrap_or(&x.default);
-        let key = CacheKey::new(subject, target);
-        let now = now();
-        let cached = shared
-            .exchange_cache
-            .try_borrow_mut()
-            .ok()
-            .and_then(|mut c| c.get(&key, now).map(str::to_owned));
-        if let Some(value) = cached {
-            shared.stats.exchange_cache_hits.inc();
-            return self.set_authorization(shared, policy, &value);
+        let target = self.target.unwrap_or(x.tools.len());
+        // Hashed once per verified token and worker: the identity is cached with the token.
+        let digest = *identity.token_digest.get_or_init(|| token_digest(subject));
+        let key = CacheKey::new(digest, target);
+        if let Ok(mut cache) = shared.exchange_cache.try_borrow_mut() {
+            if let Some(value) = cache.get(&key, now()) {
+                shared.stats.exchange_cache_hits.inc();
+                let action = abi::set_header(MapType::HttpRequestHeaders, "authorization", value);
+                drop(cache);
+                return match action {
+                    Ok(()) => ForwardAction::Continue,
+                    Err(e) => {
+                        filter_host::log!(Warn, "cannot set the upstream authorization: {e}");
+                        self.refuse(shared, policy, Failure::Unavailable("host_error"))
+                    }
+                };
+            }
         }
-        let body = request_body(subject, target);
+        let body = request_body(subject, x.target_at(target));
         match filter_host::request_call(
-            context_id,
+            head.context_id,
             &x.cluster,
             &x.request_headers(),
             &body,
             x.timeout_ms,
         ) {
             Ok(t) => {
-                self.call = Some(t);
+                self.call = Some((t, key));
                 ForwardAction::Hold
             }
             Err(e) => {
@@ -199,9 +189,10 @@ impl Pending {
         num_headers: usize,
         body_size: usize,
     ) {
-        if self.call != Some(token) {
-            return;
-        }
+        let key = match self.call {
+            Some((t, key)) if t == token => key,
+            _ => return,
+        };
         self.call = None;
         let status = if num_headers == 0 {
             0
@@ -219,14 +210,10 @@ impl Pending {
                 abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
             classify(status, &body)
         };
-        if let (Ok(issued), Some(policy)) = (&outcome, shared.policy.as_ref()) {
+        if let Ok(issued) = &outcome {
             shared.stats.exchanged.inc();
-            if let (Some(subject), Some(x)) = (self.subject.0.as_deref(), &policy.exchange) {
-                let target = self.target.as_ref().unwrap_or(&x.default);
-                let key = CacheKey::new(subject, target);
-                if let Ok(mut c) = shared.exchange_cache.try_borrow_mut() {
-                    c.insert(key, issued, identity.and_then(|i| i.exp), now());
-                }
+            if let Ok(mut c) = shared.exchange_cache.try_borrow_mut() {
+                c.insert(key, issued, identity.and_then(|i| i.exp), now());
             }
         }
         self.outcome = Some(outcome);

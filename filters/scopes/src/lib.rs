@@ -208,16 +208,13 @@ impl McpFilter for ScopesFilter {
             }
         };
         publish(&identity);
-        let exchanging = policy.exchange.is_some();
+
         if policy.strip_authorization {
             if let Err(e) = abi::remove_header(MapType::HttpRequestHeaders, "authorization") {
                 filter_host::log!(Warn, "cannot strip authorization: {e}");
             }
         }
         self.identity = Some(identity);
-        if exchanging {
-            self.exchange.subject(head.authorization.as_deref());
-        }
         // A legacy GET stream may replay a list response (Last-Event-ID resumption).
         self.listing |= head.method == "GET";
         if head.method == "POST" && !head.end_of_stream {
@@ -269,13 +266,13 @@ impl McpFilter for ScopesFilter {
     }
 
     fn before_forward(&mut self, head: &RequestHead) -> ForwardAction {
-        let (Some(policy), Some(_)) = (self.shared.policy.as_ref(), self.identity.as_ref()) else {
+        let (Some(policy), Some(id)) = (self.shared.policy.as_ref(), self.identity.as_ref()) else {
             return ForwardAction::Continue;
         };
         match &policy.exchange {
             Some(x) => self
                 .exchange
-                .before_forward(&self.shared, policy, x, head.context_id),
+                .before_forward(&self.shared, policy, x, id, head),
             None => ForwardAction::Continue,
         }
     }

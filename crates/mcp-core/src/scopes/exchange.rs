@@ -288,16 +288,22 @@ impl UpstreamTokenConfig {
 }
 
 impl Exchange {
-    /// The target of a request: for a `tools/call` of `tool`, the first `tools` entry that
-    /// names it; otherwise (and for every other request) the defaults.
+    /// Which target a request uses: for a `tools/call` of `tool`, the first `tools` entry that
+    /// names it (its index); otherwise (and for every other request) the defaults
+    /// (`tools.len()`). The index is the cache's key for the (audience, scope) pair.
+    pub fn target_index(&self, tool: Option<&str>) -> usize {
+        tool.and_then(|name| self.tools.iter().position(|(p, _)| p.matches(name)))
+            .unwrap_or(self.tools.len())
+    }
+
+    /// The target with index `i` ([`Exchange::target_index`]).
+    pub fn target_at(&self, i: usize) -> &Target {
+        self.tools.get(i).map_or(&self.default, |(_, t)| t)
+    }
+
+    /// The target of a request (see [`Exchange::target_index`]).
     pub fn target(&self, tool: Option<&str>) -> &Target {
-        tool.and_then(|name| {
-            self.tools
-                .iter()
-                .find(|(p, _)| p.matches(name))
-                .map(|(_, t)| t)
-        })
-        .unwrap_or(&self.default)
+        self.target_at(self.target_index(tool))
     }
 
     /// The headers of the token request (`Authorization` is a credential: never log them).
@@ -513,20 +519,25 @@ pub fn classify(status: u32, body: &[u8]) -> Result<Issued, Failure> {
     }
 }
 
-/// Cache key: the SHA-256 of the caller's token (the token itself is never kept), the
-/// audience and the scope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Cache key: the SHA-256 of the caller's token (the token itself is never kept) and the
+/// target's index ([`Exchange::target_index`]: one audience and scope per index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     subject: [u8; 32],
-    target: Target,
+    target: usize,
+}
+
+/// SHA-256 of a caller's token.
+pub fn token_digest(subject_token: &str) -> [u8; 32] {
+    Sha256::digest(subject_token.as_bytes()).into()
 }
 
 impl CacheKey {
-    /// The key of `subject_token` exchanged for `target`.
-    pub fn new(subject_token: &str, target: &Target) -> CacheKey {
+    /// The key of the token with SHA-256 `digest` exchanged for target `target`.
+    pub fn new(digest: [u8; 32], target: usize) -> CacheKey {
         CacheKey {
-            subject: Sha256::digest(subject_token.as_bytes()).into(),
-            target: target.clone(),
+            subject: digest,
+            target,
         }
     }
 }
@@ -567,10 +578,13 @@ impl Cache {
 
     /// The cached `Authorization` value for `key`, if still usable at `now`.
     pub fn get(&mut self, key: &CacheKey, now: u64) -> Option<&str> {
-        let fresh = self.map.get(key).is_some_and(|e| now < e.until);
-        if !fresh {
-            self.map.remove(key);
-            return None;
+        match self.map.get(key) {
+            Some(e) if now < e.until => {}
+            Some(_) => {
+                self.map.remove(key);
+                return None;
+            }
+            None => return None,
         }
         self.map.get(key).map(|e| e.header.as_str())
     }
@@ -606,7 +620,7 @@ impl Cache {
                     .map
                     .iter()
                     .min_by_key(|(_, e)| e.until)
-                    .map(|(k, _)| k.clone());
+                    .map(|(k, _)| *k);
                 match soonest {
                     Some(k) => {
                         self.map.remove(&k);
@@ -686,6 +700,11 @@ mod tests {
         assert_eq!(t.audience.as_deref(), Some("https://api.example.com"));
         assert_eq!(t.scope.as_deref(), Some("repo:read files:read"));
         assert_eq!(x.target(Some("echo")), &x.default);
+        assert_eq!(x.target_index(Some("deploy_prod")), 0);
+        assert_eq!(x.target_index(Some("read_file")), 1);
+        assert_eq!(x.target_index(Some("echo")), 2);
+        assert_eq!(x.target_index(None), 2);
+        assert_eq!(x.target_at(2), &x.default);
         assert_eq!(x.target(None), &x.default);
         assert_eq!(
             x.default.audience.as_deref(),
@@ -947,38 +966,28 @@ mod tests {
     #[test]
     fn the_cache_keys_on_subject_audience_and_scope_and_honours_the_margin() {
         let mut c = Cache::new(8, 30);
-        let a = Target {
-            audience: Some("a".into()),
-            scope: None,
-        };
-        let b = Target {
-            audience: Some("b".into()),
-            scope: None,
-        };
-        let k = CacheKey::new("user1", &a);
-        assert!(c.insert(k.clone(), &issued("x", Some(100)), None, 1000));
+        let (a, b, scoped) = (0, 1, 2);
+        let key = |u: &str, t: usize| CacheKey::new(token_digest(u), t);
+        let k = key("user1", a);
+        assert!(c.insert(k, &issued("x", Some(100)), None, 1000));
         assert_eq!(c.get(&k, 1000), Some("Bearer x"));
         assert_eq!(c.get(&k, 1069), Some("Bearer x"));
         assert_eq!(c.get(&k, 1070), None, "expires_in minus the margin");
         assert!(c.is_empty(), "an expired entry is dropped when seen");
-        c.insert(k.clone(), &issued("x", Some(100)), None, 1000);
-        assert_eq!(c.get(&CacheKey::new("user2", &a), 1000), None);
-        assert_eq!(c.get(&CacheKey::new("user1", &b), 1000), None);
-        let scoped = Target {
-            audience: Some("a".into()),
-            scope: Some("s".into()),
-        };
-        assert_eq!(c.get(&CacheKey::new("user1", &scoped), 1000), None);
+        c.insert(k, &issued("x", Some(100)), None, 1000);
+        assert_eq!(c.get(&key("user2", a), 1000), None);
+        assert_eq!(c.get(&key("user1", b), 1000), None);
+        assert_eq!(c.get(&key("user1", scoped), 1000), None);
     }
 
     #[test]
     fn tokens_without_or_with_short_lifetimes_are_not_cached() {
         let mut c = Cache::new(8, 30);
-        let k = CacheKey::new("u", &Target::default());
-        assert!(!c.insert(k.clone(), &issued("x", None), None, 1000));
-        assert!(!c.insert(k.clone(), &issued("x", Some(30)), None, 1000));
-        assert!(!c.insert(k.clone(), &issued("x", Some(10)), None, 1000));
-        assert!(c.insert(k.clone(), &issued("x", Some(31)), None, 1000));
+        let k = CacheKey::new(token_digest("u"), 0);
+        assert!(!c.insert(k, &issued("x", None), None, 1000));
+        assert!(!c.insert(k, &issued("x", Some(30)), None, 1000));
+        assert!(!c.insert(k, &issued("x", Some(10)), None, 1000));
+        assert!(c.insert(k, &issued("x", Some(31)), None, 1000));
         assert_eq!(c.get(&k, 1000), Some("Bearer x"));
         assert_eq!(c.get(&k, 1001), None);
         let mut off = Cache::new(0, 30);
@@ -988,8 +997,8 @@ mod tests {
     #[test]
     fn a_cached_token_never_outlives_the_callers_token() {
         let mut c = Cache::new(8, 0);
-        let k = CacheKey::new("u", &Target::default());
-        assert!(c.insert(k.clone(), &issued("x", Some(3600)), Some(1010), 1000));
+        let k = CacheKey::new(token_digest("u"), 0);
+        assert!(c.insert(k, &issued("x", Some(3600)), Some(1010), 1000));
         assert_eq!(c.get(&k, 1009), Some("Bearer x"));
         assert_eq!(c.get(&k, 1010), None);
         assert!(!c.insert(k, &issued("x", Some(3600)), Some(1000), 1000));
@@ -998,7 +1007,7 @@ mod tests {
     #[test]
     fn a_full_cache_evicts_expired_then_soonest_entries() {
         let mut c = Cache::new(2, 0);
-        let key = |u: &str| CacheKey::new(u, &Target::default());
+        let key = |u: &str| CacheKey::new(token_digest(u), 0);
         c.insert(key("a"), &issued("a", Some(10)), None, 0);
         c.insert(key("b"), &issued("b", Some(100)), None, 0);
         c.insert(key("c"), &issued("c", Some(50)), None, 5);
@@ -1018,7 +1027,7 @@ mod tests {
 
     #[test]
     fn the_cache_key_never_holds_the_token() {
-        let k = CacheKey::new("secret-token-value", &Target::default());
+        let k = CacheKey::new(token_digest("secret-token-value"), 0);
         assert!(!format!("{k:?}").contains("secret-token-value"));
     }
 
