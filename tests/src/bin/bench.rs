@@ -566,8 +566,6 @@ fn target(config: &str, workload: &str) -> Option<f64> {
         ("mcp_telemetry", "call") => Some(1.15),
         ("mcp_telemetry", "list-50-sse") => Some(1.3),
         ("mcp_scopes", "call") => Some(1.3),
-        // Issue 18: at most 0.1x over mcp_scopes (checked by reading the two rows).
-        ("mcp_scopes-exchange", "call") => Some(1.4),
         ("mcp_pii", "call-11k-json" | "call-11k-sse") => Some(1.6),
         ("mcp_pii", "call-11k-pii10-json" | "call-11k-pii10-sse") => Some(2.0),
         // Issue 15, c1 (c32: 2.2, 3.0, 3.0, 5.0).
