@@ -231,3 +231,21 @@ fn a_failed_exchange_refuses_the_request_with_its_id() {
         assert!(fake::with(|h| h.continued.is_empty()), "never forwarded");
     }
 }
+
+#[test]
+fn a_batch_whose_calls_need_different_upstream_tokens_is_refused() {
+    let (r, token) = setup(&format!(r#"{EXCHANGE}, "batch": "each""#));
+    let auth = format!("Bearer {token}");
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
+                   {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"deploy_x"}}]"#;
+    fake::with(|h| h.stage_post(&[("authorization", auth.as_str())], batch.as_bytes()));
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(4, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(batch.len(), true), Action::Pause);
+    let reply = fake::with(|h| h.local_reply.clone()).expect("refused");
+    assert_eq!(
+        (reply.status, reply.details.as_str()),
+        (400, "mcp_scopes_exchange_batch_conflict")
+    );
+    assert!(fake::with(|h| h.http_calls.is_empty()), "no exchange");
+}
