@@ -86,14 +86,15 @@ schemas: ## Regenerate schemas/<filter>.schema.json (JSON Schema of each filter'
 .PHONY: integration
 integration: build envoy dev-certs ## Integration tests through the real Envoy binary (TLS tests drive curl)
 	@command -v curl >/dev/null || { echo "installing curl (Debian)"; apt-get install -y -qq curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }; }
-	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test pinning --test scopes --test pii --test telemetry --test examples --test gateway --test istio --test oci --test adversarial --test pin -- --test-threads 2 --skip pypi_
+	$(CARGO) test -p mcp-integration --test harness --test gate --test tools --test pinning --test scopes --test token_exchange --test pii --test telemetry --test examples --test gateway --test istio --test oci --test adversarial --test pin -- --test-threads 2 --skip pypi_
 	# The same policy suites, same assertions, with each filter run as mcp_gateway holding only its section.
-	MCP_UNDER_TEST=module $(CARGO) test -p mcp-integration --test tools --test pinning --test scopes --test pii --test telemetry --test adversarial --test pin -- --test-threads 2
+	MCP_UNDER_TEST=module $(CARGO) test -p mcp-integration --test tools --test pinning --test scopes --test token_exchange --test pii --test telemetry --test adversarial --test pin -- --test-threads 2 --skip pypi_
 
 .PHONY: peers
 peers: build envoy peers-deps ## Peer tests: conformance suite and the PyPI mcp clients through Envoy
 	$(CARGO) test -p mcp-integration --test peers -- --test-threads 1
 	$(CARGO) test -p mcp-integration --test gateway pypi_ -- --test-threads 1
+	$(CARGO) test -p mcp-integration --test token_exchange pypi_ -- --test-threads 1
 
 SOAK_SECONDS ?= 60
 .PHONY: soak

@@ -259,6 +259,20 @@ pub enum HeadAction {
     Hold,
 }
 
+/// Decision just before a request goes upstream ([`crate::McpFilter::before_forward`]), after
+/// every head and message decision allowed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardAction {
+    /// Forward it now.
+    Continue,
+    /// Answer locally; nothing reaches the upstream.
+    Reply(LocalReply),
+    /// Keep it waiting (headers and body held) until an answer to a [`request_call`] made for
+    /// it arrives ([`crate::McpFilter::on_call_response`]) or [`wake`] is called with its
+    /// `context_id`; then `before_forward` is asked again.
+    Hold,
+}
+
 /// One parsed request message handed to the filter.
 #[derive(Debug)]
 pub struct Inspected<'a> {
@@ -320,6 +334,9 @@ enum Req {
     Buffering,
     /// Waiting for [`wake`] ([`HeadAction::Hold`]); `Some(size)` once the whole body is buffered.
     Held(Option<usize>),
+    /// Allowed, waiting to be forwarded ([`ForwardAction::Hold`]): for an answer to a
+    /// [`request_call`] or a [`wake`].
+    Forwarding,
     /// A local reply was sent; swallow whatever follows.
     Replied,
 }
@@ -342,12 +359,48 @@ enum Resp {
 /// A held request that [`wake`] can resume from another context's callback.
 trait Resume {
     fn resume(&mut self);
+    /// The answer to a [`request_call`] this request made.
+    fn deliver(&mut self, token: u32, num_headers: usize, body_size: usize);
 }
 
 thread_local! {
-    // Requests in `Req::Held`, by context id. Weak: Envoy may end a held request (client gone,
-    // timeout) and drop its context before anybody wakes it.
+    // Requests in `Req::Held` or `Req::Forwarding`, by context id. Weak: Envoy may end a held
+    // request (client gone, timeout) and drop its context before anybody wakes it.
     static HELD: RefCell<HashMap<u32, Weak<RefCell<dyn Resume>>>> = RefCell::new(HashMap::new());
+    // HTTP calls made for a request ([`request_call`]): token -> context id.
+    static CALLS: RefCell<HashMap<u32, u32>> = RefCell::new(HashMap::new());
+}
+
+/// Dispatches an HTTP call on behalf of request `context_id` (see [`crate::abi::http_call`]).
+/// Its answer goes to that request's filter ([`crate::McpFilter::on_call_response`]), whichever
+/// context the host delivers it to, as long as the request is held
+/// ([`ForwardAction::Hold`] or [`HeadAction::Hold`]); a request that ended meanwhile never
+/// sees it. A failed call (reset, timeout) arrives with no headers and an empty body.
+pub fn request_call(
+    context_id: u32,
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout_ms: u32,
+) -> Result<u32, HostError> {
+    let token = abi::http_call(cluster, headers, body, timeout_ms)?;
+    let _ = CALLS.with(|c| c.try_borrow_mut().map(|mut m| m.insert(token, context_id)));
+    Ok(token)
+}
+
+/// Routes the answer to an HTTP call: `true` when it was a [`request_call`] (delivered to its
+/// request if that is still held, or dropped), `false` when the call was the root's.
+pub(crate) fn deliver_call(token: u32, num_headers: usize, body_size: usize) -> bool {
+    let Some(context_id) = CALLS.with(|c| c.try_borrow_mut().ok()?.remove(&token)) else {
+        return false;
+    };
+    let held = HELD.with(|h| h.try_borrow().ok()?.get(&context_id).cloned());
+    if let Some(cx) = held.and_then(|w| w.upgrade()) {
+        if let Ok(mut cx) = cx.try_borrow_mut() {
+            cx.deliver(token, num_headers, body_size);
+        }
+    }
+    true
 }
 
 /// Resumes a request held with [`HeadAction::Hold`]: its filter's `on_request_head` runs again
@@ -501,6 +554,42 @@ impl<F: McpFilter> McpHttp<F> {
     /// `compressor` filter, placed before the MCP filters, still compresses for the client
     /// by the client's own `accept-encoding`, read before this change.
     fn forward(&mut self) -> Action {
+        let decision = self
+            .filter
+            .as_mut()
+            .map_or(ForwardAction::Continue, |f| f.before_forward(&self.head));
+        match decision {
+            ForwardAction::Continue => self.release(),
+            ForwardAction::Reply(r) => self.reply(&r),
+            ForwardAction::Hold => self.hold_forward(),
+        }
+    }
+
+    /// Waits before forwarding ([`ForwardAction::Hold`]).
+    fn hold_forward(&mut self) -> Action {
+        self.req = Req::Forwarding;
+        let me: Weak<RefCell<dyn Resume>> = self.me.clone();
+        let registered = HELD.with(|h| {
+            h.try_borrow_mut()
+                .map(|mut m| m.insert(self.context_id, me))
+                .is_ok()
+        });
+        if !registered {
+            // Never forward what the filter did not release (closed whatever the mode).
+            let body = jsonrpc::error_response(
+                None,
+                jsonrpc::INTERNAL_ERROR,
+                "Gateway filter could not hold the request",
+                None,
+            );
+            self.count_failure();
+            return self.rpc_reply(500, "failure", body);
+        }
+        Action::Pause
+    }
+
+    /// The request goes upstream now.
+    fn release(&mut self) -> Action {
         let wants = self.filter.as_ref().is_some_and(|f| f.wants_response());
         let identity = self
             .head
@@ -1060,33 +1149,83 @@ impl<F: McpFilter> std::fmt::Debug for McpHttp<F> {
     }
 }
 
-impl<F: McpFilter> Resume for McpHttp<F> {
-    fn resume(&mut self) {
-        let Req::Held(body) = self.req else {
-            return;
-        };
-        if let Err(e) = abi::set_effective_context(self.context_id) {
-            // Nothing can be done for this request from here; it stays paused until Envoy's
-            // timeouts end it (fail closed).
-            self.count_failure();
-            crate::log!(Error, "#{} cannot resume: {e}", self.context_id);
-            return;
+impl<F: McpFilter> McpHttp<F> {
+    /// Host calls from here on act on this request (a callback of another context woke it).
+    fn become_effective(&self) -> bool {
+        match abi::set_effective_context(self.context_id) {
+            Ok(()) => true,
+            Err(e) => {
+                // Nothing can be done for this request from here; it stays paused until Envoy's
+                // timeouts end it (fail closed).
+                self.count_failure();
+                crate::log!(Error, "#{} cannot resume: {e}", self.context_id);
+                false
+            }
         }
-        let action = self.head_decision();
-        // Continue from a callback of our own would resume the stream by returning; here the
-        // stream was left paused, so it is resumed explicitly.
-        if self.apply_head(action, body) == Action::Continue {
+    }
+
+    /// Continue from a callback of our own would resume the stream by returning; a woken
+    /// request's stream was left paused, so it is resumed explicitly.
+    fn resumed(&self, action: Action) {
+        if action == Action::Continue {
             if let Err(e) = abi::continue_stream(false) {
                 self.count_failure();
                 crate::log!(Error, "#{} cannot resume: {e}", self.context_id);
             }
         }
     }
+
+    /// Asks the filter again whether a request waiting to be forwarded may go.
+    fn resume_forward(&mut self) {
+        // Out of the map: `forward` registers it again if the filter still holds it.
+        let _ = HELD.with(|h| h.try_borrow_mut().map(|mut m| m.remove(&self.context_id)));
+        self.req = Req::Idle;
+        let action = self.forward();
+        self.resumed(action);
+    }
+}
+
+impl<F: McpFilter> Resume for McpHttp<F> {
+    fn resume(&mut self) {
+        match self.req {
+            Req::Held(body) => {
+                if !self.become_effective() {
+                    return;
+                }
+                let action = self.head_decision();
+                let action = self.apply_head(action, body);
+                self.resumed(action);
+            }
+            Req::Forwarding if self.become_effective() => self.resume_forward(),
+            _ => {}
+        }
+    }
+
+    fn deliver(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        if !self.become_effective() {
+            return;
+        }
+        // Read in the callback that carries it: the answer's buffers exist only now.
+        if let Some(f) = self.filter.as_mut() {
+            f.on_call_response(token, num_headers, body_size);
+        }
+        if matches!(self.req, Req::Forwarding) {
+            self.resume_forward();
+        }
+    }
 }
 
 impl<F: McpFilter> Drop for McpHttp<F> {
     fn drop(&mut self) {
-        if let Req::Held(_) = self.req {
+        if let Req::Forwarding = self.req {
+            // Its pending call's answer has nobody to go to.
+            let _ = CALLS.try_with(|c| {
+                if let Ok(mut m) = c.try_borrow_mut() {
+                    m.retain(|_, cx| *cx != self.context_id);
+                }
+            });
+        }
+        if let Req::Held(_) | Req::Forwarding = self.req {
             // try_with: a context dropped while thread-locals are torn down must not panic.
             let _ = HELD.try_with(|h| {
                 if let Ok(mut m) = h.try_borrow_mut() {
@@ -1132,7 +1271,7 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
             Req::Idle => Action::Continue,
             // Not reached: `deferred_head` above has decided the head and left another state.
             Req::Deferred => Action::Pause,
-            Req::Replied => Action::Pause,
+            Req::Replied | Req::Forwarding => Action::Pause,
             Req::Held(_) | Req::Buffering => {
                 if let Some(max) = self.over_limit(body_size) {
                     return match self.failure_mode() {
@@ -1162,6 +1301,9 @@ impl<F: McpFilter> HttpContext for McpHttp<F> {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         if let Some(action) = self.deferred_head() {
             return action;
+        }
+        if matches!(self.req, Req::Forwarding) {
+            return Action::Pause;
         }
         // A body followed by trailers never sees end_of_stream in the body callback.
         if matches!(self.req, Req::Buffering | Req::Held(_)) {
@@ -1311,7 +1453,25 @@ impl<F: McpFilter> Shell<F> {
     }
 }
 
-impl<F: McpFilter> Context for Shell<F> {}
+impl<F: McpFilter> Context for Shell<F> {
+    /// The SDK delivers an HTTP call's answer to the context that was active when it was made:
+    /// a request's own ([`request_call`]), or the root's when the call was made from a timer.
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if deliver_call(token_id, num_headers, body_size) {
+            return;
+        }
+        let shared = self.with(None, |c| c.cx.as_ref().map(|c| c.shared.clone()));
+        if let Some(shared) = shared {
+            F::on_http_call_response(&shared, token_id, num_headers, body_size);
+        }
+    }
+}
 
 impl<F: McpFilter> HttpContext for Shell<F> {
     fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {

@@ -21,8 +21,8 @@ pub mod metrics;
 mod root;
 
 pub use http::{
-    wake, Framing, HeadAction, Inspected, LocalReply, McpHttp, MessageAction, RequestAction,
-    RequestHead, ResponseHead, ResponseInterest,
+    request_call, wake, ForwardAction, Framing, HeadAction, Inspected, LocalReply, McpHttp,
+    MessageAction, RequestAction, RequestHead, ResponseHead, ResponseInterest,
 };
 pub use root::McpRoot;
 
@@ -67,6 +67,22 @@ pub trait McpFilter: Sized + 'static {
         RequestAction::Continue
     }
 
+    /// The last word before the request goes upstream, once every head and message decision
+    /// allowed it (also for requests passed unread: GET streams, DELETE). Default: forward.
+    /// [`ForwardAction::Hold`] keeps the request waiting, for example for the answer to a
+    /// [`request_call`] (an OAuth token exchange); the filter must make sure that answer, or a
+    /// [`wake`], comes. Host calls here act on the request (set its headers).
+    fn before_forward(&mut self, _head: &RequestHead) -> ForwardAction {
+        ForwardAction::Continue
+    }
+
+    /// The answer to a [`request_call`] this request made. Read it with
+    /// `abi::get_headers(MapType::HttpCallResponseHeaders)` and
+    /// `abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)` (here and only here);
+    /// a failed call arrives with no headers. If the request is waiting to be forwarded,
+    /// [`McpFilter::before_forward`] is asked again right after.
+    fn on_call_response(&mut self, _token: u32, _num_headers: usize, _body_size: usize) {}
+
     /// Whether this request's response matters to the filter at all. Checked before any response
     /// header is read, so answering `false` makes the response phase free. Default `true`.
     fn wants_response(&self) -> bool {
@@ -101,7 +117,8 @@ pub trait McpFilter: Sized + 'static {
     /// [`abi::http_call`] (each worker VM ticks on its own; coordinate through shared data).
     fn on_tick(_shared: &Self::Shared) {}
 
-    /// The answer to an [`abi::http_call`] dispatched from [`McpFilter::on_tick`]. Read it with
+    /// The answer to an [`abi::http_call`] dispatched from [`McpFilter::on_tick`] (answers to a
+    /// [`request_call`] go to [`McpFilter::on_call_response`] instead). Read it with
     /// `abi::get_headers(MapType::HttpCallResponseHeaders)` and
     /// `abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)`; a failed call (reset,
     /// timeout, unknown cluster) arrives with no headers and an empty body.

@@ -86,6 +86,9 @@ impl<F: McpFilter> Context for McpRoot<F> {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if crate::http::deliver_call(token_id, num_headers, body_size) {
+            return;
+        }
         if let Some(c) = &self.configured {
             F::on_http_call_response(&c.shared, token_id, num_headers, body_size);
         }

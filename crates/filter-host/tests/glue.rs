@@ -1062,3 +1062,137 @@ fn an_underscore_twin_or_a_joined_authorization_counts_as_a_repeat() {
     assert_eq!(send(ctx.as_mut(), 8), Action::Pause);
     assert_eq!(reply().unwrap().details, "mcp_test_repeated_header");
 }
+
+/// Holds every request before it is forwarded until the answer to an HTTP call it makes
+/// arrives; then sets `authorization` from the answer's body, or refuses when it is empty.
+struct ForwardFilter {
+    call: Option<u32>,
+    answer: Option<Vec<u8>>,
+}
+
+impl McpFilter for ForwardFilter {
+    const NAME: &'static str = "mcp_fwd";
+    type Config = Cfg;
+    type Shared = ();
+
+    fn shared(_c: &Loaded<Cfg>, _m: &mut Registry) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn new(_s: Rc<()>, _cfg: Rc<Loaded<Cfg>>) -> Self {
+        ForwardFilter {
+            call: None,
+            answer: None,
+        }
+    }
+
+    fn before_forward(&mut self, head: &filter_host::RequestHead) -> filter_host::ForwardAction {
+        use filter_host::abi::{self, MapType};
+        match &self.answer {
+            None if self.call.is_some() => filter_host::ForwardAction::Hold,
+            None => match filter_host::request_call(head.context_id, "idp", &[], b"x", 1000) {
+                Ok(t) => {
+                    self.call = Some(t);
+                    filter_host::ForwardAction::Hold
+                }
+                Err(_) => filter_host::ForwardAction::Continue,
+            },
+            Some(b) if b.is_empty() => filter_host::ForwardAction::Reply(LocalReply::json(
+                503,
+                "mcp_fwd_unavailable",
+                b"{}".to_vec(),
+            )),
+            Some(b) => {
+                let v = String::from_utf8_lossy(b).into_owned();
+                let _ = abi::set_header(MapType::HttpRequestHeaders, "authorization", &v);
+                filter_host::ForwardAction::Continue
+            }
+        }
+    }
+
+    fn on_call_response(&mut self, token: u32, _num_headers: usize, body_size: usize) {
+        use filter_host::abi::{self, BufferType};
+        if Some(token) == self.call {
+            self.answer = Some(
+                abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default(),
+            );
+        }
+    }
+}
+
+fn forward_root() -> McpRoot<ForwardFilter> {
+    fake::reset();
+    let mut r = McpRoot::<ForwardFilter>::new();
+    assert!(r.on_configure(0));
+    r
+}
+
+fn answer(body: &[u8]) {
+    fake::with(|h| h.http_call_response_body = body.to_vec());
+}
+
+#[test]
+fn a_request_held_before_forwarding_resumes_with_the_answer_to_its_call() {
+    use proxy_wasm::traits::Context;
+    let mut r = forward_root();
+    let mut ctx = r.create_http_context(9).unwrap();
+    post(&[], CALL_OK);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(
+        ctx.on_http_request_body(CALL_OK.len(), true),
+        Action::Pause,
+        "held after every decision allowed it"
+    );
+    assert_eq!(fake::with(|h| h.http_calls.len()), 1);
+    assert!(fake::with(|h| h.continued.is_empty()));
+    // A wake while the call is pending asks again; the filter keeps waiting.
+    assert!(filter_host::wake(9));
+    assert!(fake::with(|h| h.continued.is_empty()));
+    assert_eq!(fake::with(|h| h.http_calls.len()), 1, "no second call");
+    // Delivered to the root (the host may route it there): reaches the request anyway.
+    answer(b"Bearer issued");
+    r.on_http_call_response(1, 1, 13, 0);
+    fake::with(|h| {
+        assert_eq!(h.effective_context, Some(9));
+        assert_eq!(h.continued, vec![false], "resumed");
+        assert!(h
+            .request_headers
+            .contains(&("authorization".into(), "Bearer issued".into())));
+        assert!(h.local_reply.is_none());
+    });
+    assert!(!filter_host::wake(9), "no longer held");
+}
+
+#[test]
+fn a_request_held_before_forwarding_can_be_refused_and_is_never_resumed() {
+    let r = forward_root();
+    let mut ctx = r.create_http_context(10).unwrap();
+    post(&[], CALL_OK);
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(CALL_OK.len(), true), Action::Pause);
+    answer(b"");
+    // Delivered to the request's own context, as the SDK does for a call it made.
+    ctx.on_http_call_response(1, 0, 0, 0);
+    assert_eq!(reply().unwrap().details, "mcp_fwd_unavailable");
+    assert!(fake::with(|h| h.continued.is_empty()));
+}
+
+#[test]
+fn a_body_less_request_is_held_before_forwarding_too_and_an_ended_one_gets_nothing() {
+    use proxy_wasm::traits::Context;
+    let mut r = forward_root();
+    let mut ctx = r.create_http_context(11).unwrap();
+    fake::with(|h| {
+        h.request_headers = vec![
+            (":method".into(), "GET".into()),
+            (":path".into(), "/mcp".into()),
+        ];
+    });
+    assert_eq!(ctx.on_http_request_headers(2, true), Action::Pause);
+    assert_eq!(fake::with(|h| h.http_calls.len()), 1);
+    drop(ctx);
+    answer(b"Bearer issued");
+    r.on_http_call_response(1, 1, 13, 0);
+    assert!(fake::with(|h| h.continued.is_empty()));
+    assert!(reply().is_none());
+}

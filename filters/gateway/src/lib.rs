@@ -12,6 +12,9 @@
 //!   chain goes on from it: the policies before it are not asked twice.
 //! - **Request message**: each policy that asked for the body decides in order; the first reply
 //!   wins. Only the last policy (pii) rewrites a body.
+//! - **Before forwarding** (every decision allowed the request): each policy in order may still
+//!   refuse or hold it (mcp_scopes exchanging the caller's token for an upstream one, RFC 8693);
+//!   the answer to a call a policy made goes to that policy, and the chain resumes from it.
 //! - **Response**: the policies that want it say how (`Messages`, `Observe`); each message goes
 //!   through them in order, each one seeing what the previous one forwarded; a drop ends it.
 //!
@@ -29,8 +32,8 @@ pub mod tools;
 
 use filter_host::metrics::Registry;
 use filter_host::{
-    Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction,
-    RequestHead, ResponseHead, ResponseInterest,
+    ForwardAction, Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction,
+    RequestAction, RequestHead, ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::gateway::GatewayConfig;
@@ -104,6 +107,8 @@ trait Step {
     fn head(&mut self, head: &RequestHead) -> HeadAction;
     fn wants_body(&self) -> bool;
     fn request(&mut self, req: &Inspected<'_>) -> RequestAction;
+    fn forward(&mut self, head: &RequestHead) -> ForwardAction;
+    fn call_response(&mut self, token: u32, num_headers: usize, body_size: usize);
     fn wants_response(&self) -> bool;
     fn response_head(&mut self, head: &ResponseHead) -> ResponseInterest;
     fn message(&mut self, data: &[u8]) -> MessageAction;
@@ -135,6 +140,14 @@ impl<P: McpFilter> Step for Slot<P> {
         } else {
             RequestAction::Continue
         }
+    }
+
+    fn forward(&mut self, head: &RequestHead) -> ForwardAction {
+        self.policy.before_forward(head)
+    }
+
+    fn call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        self.policy.on_call_response(token, num_headers, body_size);
     }
 
     fn wants_response(&self) -> bool {
@@ -203,6 +216,9 @@ pub struct Gateway {
     pii: Option<Slot<pii::PiiFilter>>,
     /// The first policy whose head decision is still to come (after a hold, the one that held).
     next_head: usize,
+    /// The first policy still to be asked before forwarding (after a hold, the one that held:
+    /// its calls' answers go to it).
+    next_forward: usize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -279,6 +295,7 @@ impl McpFilter for Gateway {
             tools: shared.tools.as_ref().map(Part::start),
             pii: shared.pii.as_ref().map(Part::start),
             next_head: 0,
+            next_forward: 0,
         }
     }
 
@@ -339,6 +356,44 @@ impl McpFilter for Gateway {
             }
             Some((_, other)) => other,
             None => RequestAction::Continue,
+        }
+    }
+
+    fn before_forward(&mut self, head: &RequestHead) -> ForwardAction {
+        let from = self.next_forward;
+        let mut decided = None;
+        for (i, step) in self.steps().into_iter().enumerate().skip(from) {
+            let Some(step) = step else { continue };
+            match step.forward(head) {
+                ForwardAction::Continue => {}
+                other => {
+                    decided = Some((i, other));
+                    break;
+                }
+            }
+        }
+        match decided {
+            Some((i, ForwardAction::Reply(r))) => {
+                self.replied(i, &r);
+                ForwardAction::Reply(r)
+            }
+            Some((i, hold)) => {
+                // Woken (or answered), the chain goes on from this policy.
+                self.next_forward = i;
+                hold
+            }
+            None => {
+                self.next_forward = 4;
+                ForwardAction::Continue
+            }
+        }
+    }
+
+    fn on_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        // Only the policy holding the request has a call in flight.
+        let at = self.next_forward;
+        if let Some(Some(step)) = self.steps().into_iter().nth(at) {
+            step.call_response(token, num_headers, body_size);
         }
     }
 

@@ -158,3 +158,52 @@ fn a_later_policys_local_reply_is_seen_by_the_earlier_ones_as_the_response() {
         -1
     );
 }
+
+#[test]
+fn a_policy_holding_before_forwarding_gets_its_calls_answer_and_the_chain_resumes_from_it() {
+    use proxy_wasm::traits::Context;
+    let config = r#"{"telemetry": {}, "tools": {}, "pii": {},
+        "scopes": {"resource": "https://m.example/mcp", "authorization_servers": ["https://idp.example"],
+                   "jwt_authn": {"metadata_key": "p"}, "unmatched": "allow",
+                   "upstream_token": {"token_exchange": {"cluster": "idp", "path": "/t",
+                       "client_id": "gw", "client_secret": "pw", "audience": "https://api"}}}}"#;
+    let (mut r, ok) = root(config);
+    assert!(ok);
+    fake::with(|h| {
+        h.properties.insert(
+            b"metadata\0filter_metadata\0envoy.filters.http.jwt_authn\0p\0sub".to_vec(),
+            b"alice".to_vec(),
+        );
+    });
+    let mut ctx = r.create_http_context(2).unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"to":"bob@example.com"}}}"#;
+    fake::with(|h| h.stage_post(&[("authorization", "Bearer caller-token")], body));
+    assert_eq!(ctx.on_http_request_headers(3, false), Action::Pause);
+    assert_eq!(
+        ctx.on_http_request_body(body.len(), true),
+        Action::Pause,
+        "held by scopes after every policy allowed it"
+    );
+    assert_eq!(
+        metric("mcp_pii.request.email"),
+        1,
+        "pii decided before the hold"
+    );
+    let calls = fake::with(|h| h.http_calls.clone());
+    assert_eq!(calls.len(), 1);
+    assert!(String::from_utf8_lossy(&calls[0].2).contains("subject_token=caller-token&"));
+    fake::with(|h| {
+        h.http_call_response_headers = vec![(":status".into(), "200".into())];
+        h.http_call_response_body =
+            br#"{"access_token":"issued","token_type":"Bearer","expires_in":600}"#.to_vec();
+    });
+    r.on_http_call_response(1, 1, 64, 0);
+    fake::with(|h| {
+        assert_eq!(h.continued, vec![false], "resumed");
+        assert!(h.local_reply.is_none());
+        assert!(h
+            .request_headers
+            .contains(&("authorization".into(), "Bearer issued".into())));
+    });
+    assert_eq!(metric("mcp_scopes.exchanged"), 1);
+}

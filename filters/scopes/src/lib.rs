@@ -13,14 +13,15 @@
 //! `abi::get_property(&["mcp.auth.sub"])` etc., or `%FILTER_STATE(wasm.mcp.auth.sub:PLAIN)%`):
 //! `mcp.auth.sub`, `mcp.auth.scopes` (space separated) and `mcp.auth.claims` (compact JSON).
 
+pub mod exchange;
 pub mod keys;
 pub mod state;
 
 use filter_host::abi::{self, MapType};
 use filter_host::metrics::Registry;
 use filter_host::{
-    Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction, RequestAction,
-    RequestHead, ResponseHead, ResponseInterest,
+    ForwardAction, Framing, HeadAction, Inspected, LocalReply, McpFilter, MessageAction,
+    RequestAction, RequestHead, ResponseHead, ResponseInterest,
 };
 use mcp_core::config::Loaded;
 use mcp_core::json::Limits;
@@ -56,6 +57,8 @@ pub struct ScopesFilter {
     listing: bool,
     /// The request already waited once for a key refresh.
     held: bool,
+    /// Token exchange state (only used under `upstream_token`).
+    exchange: exchange::Pending,
 }
 
 fn local(r: Refusal) -> LocalReply {
@@ -171,6 +174,7 @@ impl McpFilter for ScopesFilter {
             identity: None,
             listing: false,
             held: false,
+            exchange: exchange::Pending::default(),
         }
     }
 
@@ -204,6 +208,7 @@ impl McpFilter for ScopesFilter {
             }
         };
         publish(&identity);
+
         if policy.strip_authorization {
             if let Err(e) = abi::remove_header(MapType::HttpRequestHeaders, "authorization") {
                 filter_host::log!(Warn, "cannot strip authorization: {e}");
@@ -240,7 +245,10 @@ impl McpFilter for ScopesFilter {
         match policy.authorize(&r.method, r.name.as_deref(), &id.scopes) {
             Verdict::Allowed => {
                 stats.allowed.inc();
-                RequestAction::Continue
+                match &policy.exchange {
+                    Some(x) => self.exchange.on_allowed(policy, x, req, r),
+                    None => RequestAction::Continue,
+                }
             }
             Verdict::Insufficient { needed } => {
                 stats.insufficient_scope.inc();
@@ -255,6 +263,24 @@ impl McpFilter for ScopesFilter {
                 RequestAction::Reply(local(challenge::not_permitted(r.id.as_ref())))
             }
         }
+    }
+
+    fn before_forward(&mut self, head: &RequestHead) -> ForwardAction {
+        let (Some(policy), Some(id)) = (self.shared.policy.as_ref(), self.identity.as_ref()) else {
+            return ForwardAction::Continue;
+        };
+        match &policy.exchange {
+            Some(x) => self
+                .exchange
+                .before_forward(&self.shared, policy, x, id, head),
+            None => ForwardAction::Continue,
+        }
+    }
+
+    fn on_call_response(&mut self, token: u32, num_headers: usize, body_size: usize) {
+        let id = self.identity.clone();
+        self.exchange
+            .on_call_response(&self.shared, id.as_deref(), token, num_headers, body_size);
     }
 
     fn wants_response(&self) -> bool {

@@ -9,6 +9,7 @@ use super::keys::KeyRing;
 use filter_host::abi::{self, BufferType, MapType};
 use filter_host::metrics::{Counter, Registry};
 use mcp_core::scopes::config::{Alg, Authenticator, JwtPolicy, KeySource, Policy, RemoteJwks};
+use mcp_core::scopes::exchange::Cache;
 use mcp_core::scopes::jwks;
 use mcp_core::scopes::token::{self, AuthError, Identity};
 use std::cell::RefCell;
@@ -53,6 +54,16 @@ pub struct Stats {
     pub token_cache_hits: Counter,
     /// Requests held while an unknown `kid` triggered a key refresh.
     pub held: Counter,
+    /// Upstream tokens obtained by token exchange (RFC 8693).
+    pub exchanged: Counter,
+    /// Upstream tokens taken from the exchange cache.
+    pub exchange_cache_hits: Counter,
+    /// Exchanges refused with `invalid_grant` (401).
+    pub exchange_invalid_grant: Counter,
+    /// Exchanges refused with `invalid_target`, `invalid_scope` or `unauthorized_client` (403).
+    pub exchange_rejected: Counter,
+    /// Exchanges that failed: unreachable, timeout, 5xx, unparseable, other errors (503).
+    pub exchange_unavailable: Counter,
 }
 
 impl Stats {
@@ -72,6 +83,11 @@ impl Stats {
             jwks_fetch_failures: c("jwks_fetch_failures"),
             token_cache_hits: c("token_cache_hits"),
             held: c("held_for_refresh"),
+            exchanged: c("exchanged"),
+            exchange_cache_hits: c("exchange_cache_hits"),
+            exchange_invalid_grant: c("exchange_invalid_grant"),
+            exchange_rejected: c("exchange_rejected"),
+            exchange_unavailable: c("exchange_unavailable"),
         }
     }
 }
@@ -105,6 +121,8 @@ pub struct Shared {
     keys: RefCell<Keys>,
     /// Requests waiting for the refresh an unknown `kid` asked for: (context id, since seconds).
     waiting: RefCell<Vec<(u32, u64)>>,
+    /// Upstream tokens issued by token exchange, per worker (never shared: see docs/scopes.md).
+    pub exchange_cache: RefCell<Cache>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -207,11 +225,16 @@ impl Shared {
                 KeySource::Remote(_) => {}
             }
         }
+        let exchange_cache = match policy.as_ref().and_then(|p| p.exchange.as_ref()) {
+            Some(x) => Cache::new(x.cache_entries, x.expiry_margin_seconds),
+            None => Cache::new(0, 0),
+        };
         Ok(Shared {
             policy,
             stats: Stats::new(reg),
             keys: RefCell::new(keys),
             waiting: RefCell::new(Vec::new()),
+            exchange_cache: RefCell::new(exchange_cache),
         })
     }
 

@@ -113,3 +113,139 @@ fn the_token_is_published_as_identity_and_stripped_when_asked() {
     assert_eq!(scopes.as_deref(), Some(&b"mcp:tools"[..]));
     assert!(!auth, "authorization removed before the upstream");
 }
+
+const EXCHANGE: &str = r#", "upstream_token": {"token_exchange": {"cluster": "idp", "path": "/oauth2/token",
+    "client_id": "gw", "client_secret": "pw", "audience": "https://api.example.com"},
+    "tools": [{"tools": ["deploy_*"], "audience": "https://deploy.example.com"}]}"#;
+
+fn held_call(r: &McpRoot<ScopesFilter>, id: u32, token: &str) -> Box<dyn HttpContext> {
+    let auth = format!("Bearer {token}");
+    fake::with(|h| h.stage_post(&[("authorization", auth.as_str())], CALL.as_bytes()));
+    let mut ctx = r.create_http_context(id).unwrap();
+    assert_eq!(ctx.on_http_request_headers(4, false), Action::Pause);
+    ctx
+}
+
+fn answer(r: &mut McpRoot<ScopesFilter>, token: u32, status: &str, body: &str) {
+    use proxy_wasm::traits::Context;
+    fake::with(|h| {
+        h.http_call_response_headers = vec![(":status".into(), status.into())];
+        h.http_call_response_body = body.as_bytes().to_vec();
+    });
+    r.on_http_call_response(token, 1, body.len(), 0);
+}
+
+fn counter(name: &str) -> Option<i64> {
+    fake::with(|h| h.metrics.iter().find(|m| m.1 == name).map(|m| m.2))
+}
+
+#[test]
+fn the_callers_token_is_exchanged_once_and_only_the_issued_token_goes_upstream() {
+    let (mut r, token) = setup(EXCHANGE);
+    let mut ctx = held_call(&r, 2, &token);
+    assert_eq!(
+        ctx.on_http_request_body(CALL.len(), true),
+        Action::Pause,
+        "held for the exchange"
+    );
+    let (cluster, headers, body) = fake::with(|h| h.http_calls[0].clone());
+    assert_eq!(cluster, "idp");
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header(":method"), Some("POST"));
+    assert_eq!(header(":path"), Some("/oauth2/token"));
+    assert_eq!(header(":authority"), Some("idp"));
+    assert_eq!(header("authorization"), Some("Basic Z3c6cHc="));
+    assert_eq!(
+        header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.starts_with(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token="
+    ));
+    assert!(body.contains(&format!("subject_token={token}&")), "{body}");
+    assert!(
+        body.ends_with("&audience=https%3A%2F%2Fapi.example.com"),
+        "{body}"
+    );
+    answer(
+        &mut r,
+        1,
+        "200",
+        r#"{"access_token":"up-1","token_type":"Bearer","expires_in":300}"#,
+    );
+    fake::with(|h| {
+        assert_eq!(h.continued, vec![false], "resumed");
+        assert!(h.local_reply.is_none());
+        let auth: Vec<_> = h
+            .request_headers
+            .iter()
+            .filter(|(k, _)| k == "authorization")
+            .collect();
+        assert_eq!(
+            auth,
+            [&("authorization".to_string(), "Bearer up-1".to_string())]
+        );
+    });
+    assert_eq!(counter("mcp_scopes.exchanged"), Some(1));
+    // The same caller again: from the cache, not held, no new call.
+    let mut ctx = held_call(&r, 3, &token);
+    assert_eq!(ctx.on_http_request_body(CALL.len(), true), Action::Continue);
+    assert_eq!(fake::with(|h| h.http_calls.len()), 1);
+    assert_eq!(counter("mcp_scopes.exchange_cache_hits"), Some(1));
+    assert!(fake::with(|h| h
+        .request_headers
+        .contains(&("authorization".into(), "Bearer up-1".into()))));
+}
+
+#[test]
+fn a_failed_exchange_refuses_the_request_with_its_id() {
+    for (status, body, code, details) in [
+        (
+            "400",
+            r#"{"error":"invalid_grant"}"#,
+            401,
+            "mcp_scopes_exchange_invalid_grant",
+        ),
+        (
+            "400",
+            r#"{"error":"invalid_target"}"#,
+            403,
+            "mcp_scopes_exchange_rejected",
+        ),
+        ("500", "", 503, "mcp_scopes_exchange_unavailable"),
+    ] {
+        let (mut r, token) = setup(EXCHANGE);
+        let mut ctx = held_call(&r, 2, &token);
+        assert_eq!(ctx.on_http_request_body(CALL.len(), true), Action::Pause);
+        answer(&mut r, 1, status, body);
+        let reply = fake::with(|h| h.local_reply.clone()).expect("refused");
+        assert_eq!((reply.status, reply.details.as_str()), (code, details));
+        let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(v["id"], 9);
+        assert!(fake::with(|h| h.continued.is_empty()), "never forwarded");
+    }
+}
+
+#[test]
+fn a_batch_whose_calls_need_different_upstream_tokens_is_refused() {
+    let (r, token) = setup(&format!(r#"{EXCHANGE}, "batch": "each""#));
+    let auth = format!("Bearer {token}");
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
+                   {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"deploy_x"}}]"#;
+    fake::with(|h| h.stage_post(&[("authorization", auth.as_str())], batch.as_bytes()));
+    let mut ctx = r.create_http_context(2).unwrap();
+    assert_eq!(ctx.on_http_request_headers(4, false), Action::Pause);
+    assert_eq!(ctx.on_http_request_body(batch.len(), true), Action::Pause);
+    let reply = fake::with(|h| h.local_reply.clone()).expect("refused");
+    assert_eq!(
+        (reply.status, reply.details.as_str()),
+        (400, "mcp_scopes_exchange_batch_conflict")
+    );
+    assert!(fake::with(|h| h.http_calls.is_empty()), "no exchange");
+}

@@ -123,6 +123,77 @@ pub fn not_permitted(id: Option<&Id<'_>>) -> Refusal {
     }
 }
 
+/// The refusal for a token exchange (RFC 8693) that did not issue an upstream token. Nothing
+/// is forwarded:
+///
+/// - `invalid_grant` (the authorization server no longer accepts the caller's token): 401 with
+///   the same `invalid_token` challenge as a token the filter refuses itself, so the client gets
+///   a new token;
+/// - `invalid_target` / `invalid_scope` / `unauthorized_client`: 403 `insufficient_scope` with
+///   the scopes the operation needs (`needed`, when the rules name any);
+/// - anything else (unreachable, timeout, 5xx, unparseable, the gateway's own client rejected):
+///   503 with no challenge, `retry-after: 1`.
+pub fn exchange_failed(
+    policy: &Policy,
+    failure: crate::scopes::exchange::Failure,
+    needed: &[String],
+    id: Option<&Id<'_>>,
+) -> Refusal {
+    use crate::scopes::exchange::Failure;
+    match failure {
+        Failure::InvalidGrant => {
+            let mut params = vec![
+                "error=\"invalid_token\"".to_owned(),
+                "error_description=\"the authorization server refused to exchange the token\""
+                    .to_owned(),
+                format!("resource_metadata=\"{}\"", policy.metadata_url),
+            ];
+            params.extend(scope_param(&policy.scopes_supported));
+            Refusal {
+                status: 401,
+                reason: "exchange_invalid_grant",
+                www_authenticate: Some(format!("Bearer {}", params.join(", "))),
+                retry_after: None,
+                body: body(
+                    id,
+                    AUTH_ERROR_CODE,
+                    "Unauthorized: the access token cannot be exchanged for an upstream token",
+                    &json!({"reason": "exchange_invalid_grant", "resource_metadata": policy.metadata_url}),
+                ),
+            }
+        }
+        Failure::Rejected(code) => {
+            let mut params = vec!["error=\"insufficient_scope\"".to_owned()];
+            params.extend(scope_param(needed));
+            params.push(format!("resource_metadata=\"{}\"", policy.metadata_url));
+            Refusal {
+                status: 403,
+                reason: "exchange_rejected",
+                www_authenticate: Some(format!("Bearer {}", params.join(", "))),
+                retry_after: None,
+                body: body(
+                    id,
+                    AUTH_ERROR_CODE,
+                    "Forbidden: the authorization server will not issue an upstream token for this operation",
+                    &json!({"reason": "exchange_rejected", "error": code, "scope": needed.join(" ")}),
+                ),
+            }
+        }
+        Failure::Unavailable(why) => Refusal {
+            status: 503,
+            reason: "exchange_unavailable",
+            www_authenticate: None,
+            retry_after: Some(1),
+            body: body(
+                id,
+                jsonrpc::INTERNAL_ERROR,
+                "Upstream credentials temporarily unavailable: the token exchange failed",
+                &json!({"reason": "exchange_unavailable", "cause": why}),
+            ),
+        },
+    }
+}
+
 /// The RFC 9728 document: `resource`, `authorization_servers`, `scopes_supported`,
 /// `bearer_methods_supported` (`header` only: the MCP spec forbids tokens in the query) and
 /// `resource_name` when configured.
@@ -280,5 +351,54 @@ mod tests {
             "/.well-known/oauth-protected-resource/other"
         ));
         assert!(!is_metadata_path(&p, "/mcp"));
+    }
+
+    #[test]
+    fn exchange_failures_map_to_401_403_and_503_with_the_request_id() {
+        use crate::scopes::exchange::Failure;
+        let p = crate::scopes::config::test_policy(
+            r#"{"resource":"https://m.example/mcp","authorization_servers":["https://idp.example"],
+                "jwt_authn":{"metadata_key":"p"},"scopes_supported":["mcp:tools"]}"#,
+        );
+        let id = Id::Number("7");
+        let r = exchange_failed(&p, Failure::InvalidGrant, &[], Some(&id));
+        assert_eq!(r.status, 401);
+        let h = r.www_authenticate.unwrap();
+        assert!(h.starts_with("Bearer error=\"invalid_token\""), "{h}");
+        assert!(
+            h.contains(
+                "resource_metadata=\"https://m.example/.well-known/oauth-protected-resource/mcp\""
+            ),
+            "{h}"
+        );
+        assert!(h.contains("scope=\"mcp:tools\""), "{h}");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["error"]["code"], AUTH_ERROR_CODE);
+        let r = exchange_failed(
+            &p,
+            Failure::Rejected("invalid_target"),
+            &["deploy".into()],
+            Some(&id),
+        );
+        assert_eq!(r.status, 403);
+        assert_eq!(
+            r.www_authenticate.as_deref(),
+            Some("Bearer error=\"insufficient_scope\", scope=\"deploy\", resource_metadata=\"https://m.example/.well-known/oauth-protected-resource/mcp\"")
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["error"]["data"]["error"], "invalid_target");
+        let r = exchange_failed(&p, Failure::Rejected("invalid_scope"), &[], None);
+        assert!(!r.www_authenticate.unwrap().contains("scope=\""));
+        let r = exchange_failed(&p, Failure::Unavailable("unreachable"), &[], Some(&id));
+        assert_eq!(
+            (r.status, r.www_authenticate, r.retry_after),
+            (503, None, Some(1))
+        );
+        assert_eq!(r.reason, "exchange_unavailable");
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["error"]["code"], jsonrpc::INTERNAL_ERROR);
+        assert_eq!(v["error"]["data"]["cause"], "unreachable");
     }
 }

@@ -54,6 +54,9 @@ pub struct ScopesConfig {
     /// Extra claims copied into the `mcp.auth.claims` filter state.
     #[serde(default)]
     pub publish_claims: Vec<String>,
+    /// Per-user upstream credentials: exchange the caller's token (RFC 8693) and forward only
+    /// the issued token.
+    pub upstream_token: Option<crate::scopes::exchange::UpstreamTokenConfig>,
 }
 
 /// `jwt`: in-filter verification.
@@ -312,6 +315,8 @@ pub struct Policy {
     pub strip_authorization: bool,
     /// See [`ScopesConfig::publish_claims`].
     pub publish_claims: Vec<String>,
+    /// See [`ScopesConfig::upstream_token`].
+    pub exchange: Option<crate::scopes::exchange::Exchange>,
 }
 
 /// Whether `s` is an RFC 6749 §3.3 scope token (printable ASCII except space, `"` and `\`), so
@@ -464,6 +469,12 @@ impl ScopesConfig {
             (Some(j), None) => Authenticator::Jwt(compile_jwt(j, &resource)?),
         };
 
+        let exchange = self
+            .upstream_token
+            .as_ref()
+            .map(crate::scopes::exchange::UpstreamTokenConfig::compile)
+            .transpose()?;
+
         let metadata_document =
             crate::scopes::challenge::metadata_document(&resource, self, &scopes_supported);
         Ok(Some(Policy {
@@ -478,6 +489,7 @@ impl ScopesConfig {
             hide_unauthorized_tools: self.hide_unauthorized_tools,
             strip_authorization: self.strip_authorization,
             publish_claims: self.publish_claims.clone(),
+            exchange,
         }))
     }
 }
@@ -850,6 +862,26 @@ mod tests {
         assert!(e.message.contains("unknown field"), "{e}");
         let e = error(&base("").replace(r#""issuer""#, r#""issuer2":"x","issuer""#));
         assert_eq!(e.path, "jwt.issuer2");
+    }
+
+    #[test]
+    fn upstream_token_compiles_and_unknown_keys_name_their_path() {
+        let x = r#","upstream_token":{"token_exchange":{"cluster":"idp","path":"/t","client_id":"c","client_secret":"s","audience":"https://api"}}"#;
+        let p = policy(&base(x));
+        let e = p.exchange.unwrap();
+        assert_eq!(e.cluster, "idp");
+        assert_eq!(e.default.audience.as_deref(), Some("https://api"));
+        assert!(policy(&base("")).exchange.is_none());
+        let e = error(&base(
+            &x.replace("\"cluster\"", "\"clusterr\":\"x\",\"cluster\""),
+        ));
+        assert_eq!(e.path, "upstream_token.token_exchange.clusterr", "{e}");
+        let e = error(&base(
+            r#","upstream_token":{"tools":[{"tools":["a"],"aud":"x"}]}"#,
+        ));
+        assert_eq!(e.path, "upstream_token.tools[0].aud", "{e}");
+        let e = error(&base(r#","upstream_token":{}"#));
+        assert_eq!(e.path, "upstream_token.token_exchange", "{e}");
     }
 
     #[test]

@@ -10,13 +10,15 @@
 //!   and claim validation (`iss`, `aud`, `exp`, `nbf`, scopes) with the caller's clock;
 //! - [`jwks`]: JWK Set parsing into key material and the algorithms each key may verify;
 //! - [`policy`]: the scopes an operation needs (rules by tool glob and method);
-//! - [`challenge`]: `WWW-Authenticate` values, local-reply bodies and the metadata document.
+//! - [`challenge`]: `WWW-Authenticate` values, local-reply bodies and the metadata document;
+//! - [`exchange`]: per-user upstream credentials by OAuth 2.0 Token Exchange (RFC 8693).
 //!
 //! Signature verification itself is done by the filter (it needs a crypto library); everything
 //! else, including which key and algorithm may be used for a token, is decided here.
 
 pub mod challenge;
 pub mod config;
+pub mod exchange;
 pub mod jwks;
 pub mod policy;
 pub mod token;

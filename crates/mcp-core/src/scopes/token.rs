@@ -262,6 +262,9 @@ pub struct Identity {
     /// Compact JSON for the `mcp.auth.claims` filter state: `sub`, `iss`, `scope` (space
     /// separated) and the configured `publish_claims` present in the token.
     pub claims_json: String,
+    /// SHA-256 of the bearer token this identity was verified from, computed once when first
+    /// needed (the token exchange cache key; a cached identity keeps it for the token's life).
+    pub token_digest: std::cell::OnceCell<[u8; 32]>,
 }
 
 impl Identity {
@@ -289,6 +292,7 @@ impl Identity {
             scopes,
             exp,
             claims_json: Value::Object(m).to_string(),
+            token_digest: std::cell::OnceCell::new(),
         }
     }
 
