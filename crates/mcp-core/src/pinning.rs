@@ -436,6 +436,11 @@ impl Detector {
                 Some(s) => self.scan_text(&s),
                 None => Some(Marker::Unreadable),
             },
+            // A number beyond the double range has no canonical form (as in `canonical`).
+            Kind::Number => match v.as_f64() {
+                Some(x) if x.is_finite() => None,
+                _ => Some(Marker::Unreadable),
+            },
             _ => None,
         }
     }

@@ -229,6 +229,15 @@ fn every_string_of_the_definition_is_scanned_but_top_level_meta() {
     assert_eq!(d.scan(meta.as_bytes()), None);
     assert_eq!(d.scan(b"[1]"), Some(Marker::Unreadable));
     assert_eq!(d.scan(br#"{"a":1,"a":2}"#), Some(Marker::Unreadable));
+    // A number beyond the double range has no canonical form: unreadable, wherever it sits
+    // (found by the pinning fuzz target); the top-level `_meta` is not part of the definition.
+    assert_eq!(
+        d.scan(br#"{"name":"x","inputSchema":{"maximum":1e999}}"#),
+        Some(Marker::Unreadable)
+    );
+    assert_eq!(d.scan(br#"{"name":"x","n":-1e400}"#), Some(Marker::Unreadable));
+    assert_eq!(d.scan(br#"{"name":"x","n":1.7976931348623157e308}"#), None);
+    assert_eq!(d.scan(br#"{"name":"x","_meta":{"n":1e999}}"#), None);
 }
 
 #[test]
