@@ -30,7 +30,8 @@
 //! taken from the input round-trips through `encode`/`decode`, reports changes truthfully and
 //! refuses exactly the names a plain set model says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mcp_core::json::{self, JsonError, Kind, Limits, Value};
 use mcp_core::pinning::{
@@ -87,10 +88,8 @@ fn check_tool(tool: &[u8], rng: &mut Rng) {
         "canonical and fingerprint disagree, {}",
         ctx()
     );
-    let small = Detector::new(1).expect("detector");
-    let large = Detector::new(8192).expect("detector");
-    let marker = large.scan(tool);
-    let _ = small.scan(tool);
+    let marker = detector(8192).scan(tool);
+    let _ = detector(1).scan(tool);
     let reference = jtree::parse(tool);
 
     // Decoding any bytes as the shared quarantine state: a fixed point after one round.
@@ -706,6 +705,37 @@ fn config(tools: &[&[u8]], names: &[String], rng: &mut Rng) -> PinningConfig {
     }
 }
 
+/// Compiling the detector's regexes dominates a run: detectors and configurations are kept.
+fn detector(max_description_bytes: usize) -> Detector {
+    thread_local! {
+        static DETECTORS: RefCell<HashMap<usize, Detector>> = RefCell::new(HashMap::new());
+    }
+    DETECTORS.with(|d| {
+        d.borrow_mut()
+            .entry(max_description_bytes)
+            .or_insert_with(|| Detector::new(max_description_bytes).expect("detector"))
+            .clone()
+    })
+}
+
+fn compile(cfg: &PinningConfig) -> Pinning {
+    thread_local! {
+        static COMPILED: RefCell<HashMap<String, Pinning>> = RefCell::new(HashMap::new());
+    }
+    let key = format!("{cfg:?}");
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 256 {
+            c.clear();
+        }
+        c.entry(key)
+            .or_insert_with(|| {
+                Pinning::compile(cfg).unwrap_or_else(|e| panic!("config {cfg:?}: {e}"))
+            })
+            .clone()
+    })
+}
+
 fn check_verdicts(tools: &[&[u8]], rng: &mut Rng) {
     let ctx = || {
         tools
@@ -717,8 +747,8 @@ fn check_verdicts(tools: &[&[u8]], rng: &mut Rng) {
     let mut names: Vec<String> = tools.iter().map(|t| tool_name(t, rng)).collect();
     names.extend(NAMES.iter().map(|n| (*n).to_owned()));
     let cfg = config(tools, &names, rng);
-    let p = Pinning::compile(&cfg).unwrap_or_else(|e| panic!("config {cfg:?}: {e}"));
-    let detector = Detector::new(cfg.max_description_bytes).expect("detector");
+    let p = compile(&cfg);
+    let detector = detector(cfg.max_description_bytes);
 
     // Pinning::check and Pinning::call against docs/pinning.md.
     for name in &names {
