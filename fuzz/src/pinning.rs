@@ -124,8 +124,11 @@ fn check_tool(tool: &[u8], rng: &mut Rng) {
             J::Obj(_) => panic!("canonical refused ({e}) a plain object, {}", ctx()),
             _ => assert_eq!(e, &CanonError::NotObject, "{}", ctx()),
         },
+        // serde_json's recursion limit is 128; without `float_roundtrip` it also calls numbers
+        // just under the rounding boundary of f64::MAX out of range (1.7976931348623158e308 is
+        // f64::MAX by `str::parse`; canonical's numbers are checked exactly below).
         (Err(r), Ok(_)) => assert!(
-            r.to_string().contains("recursion limit"),
+            r.to_string().contains("recursion limit") || jtree::is_number_out_of_range(r),
             "canonical accepted what serde_json refuses ({r}), {}",
             ctx()
         ),
