@@ -19,7 +19,7 @@ seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_BUILD_JOBS:-2}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 triple=$(rustc -vV | sed -n 's/^host: //p')
-all_targets="json sse tools_list pii scopes"
+all_targets="json sse tools_list pii scopes pinning"
 
 build_only=0
 targets=()

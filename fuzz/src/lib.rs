@@ -9,6 +9,7 @@ pub mod json;
 pub mod jtree;
 pub mod known;
 pub mod pii;
+pub mod pinning;
 pub mod scopes;
 pub mod sse;
 pub mod tools_list;
@@ -24,6 +25,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("tools_list", tools_list::run),
     ("pii", pii::run),
     ("scopes", scopes::run),
+    ("pinning", pinning::run),
 ];
 
 /// The target called `name`.
