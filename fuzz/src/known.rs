@@ -33,12 +33,6 @@ pub enum Bug {
     /// read back into the previous one, a card followed by a space and digits, and the SSE
     /// rewrite whose lone CR joined the next LF.)
     PiiAdjacentValueMissed,
-    /// `pinning::Detector::scan`: a definition whose only defect is a number beyond the double
-    /// range (`{"a":1e999}`) has no canonical form but no poisoning marker, although
-    /// docs/pinning.md ("The fingerprint") says such a definition "is a poisoning marker
-    /// (`unreadable`)": unpinned, under `poisoning: quarantine`, it is listed and callable.
-    /// Crasher: `crashers/pinning/number_out_of_range.json`.
-    PinningOutOfRangeNumberNoMarker,
 }
 
 /// Whether a failure of the shape of `bug` is tolerated (non-strict runs only).

@@ -125,8 +125,10 @@ impl Pins {
 
     /// Starts reading one list: the state is read once for the whole list.
     pub fn begin_list(&self) -> ListRun {
+        let readable = self.refresh(false);
         ListRun {
-            readable: self.refresh(false),
+            nothing_recorded: readable && self.memo.borrow().state.is_empty(),
+            readable,
             changed: Vec::new(),
             quarantined: Vec::new(),
             quarantined_set: HashSet::new(),
@@ -141,6 +143,15 @@ impl Pins {
         let (verdict, fresh) = self.verdicts.borrow_mut().check(&self.policy, name, tool);
         if fresh {
             log_verdict(name, &verdict);
+        }
+        if verdict.quarantine.is_none()
+            && verdict.marker.is_none()
+            && run.nothing_recorded
+            && !run.is_quarantined(name)
+        {
+            // The steady state: a clean tool, and nothing to lift (the state held no name
+            // when the list began; names this list added are in `run.quarantined`).
+            return Listed::Keep;
         }
         let slot = match verdict.quarantine {
             Some(Reason::Drift) => Some(0),
@@ -239,6 +250,8 @@ const CAS_MISMATCH: u32 = 8;
 #[derive(Debug)]
 pub struct ListRun {
     readable: bool,
+    /// The state was read and quarantined nothing when the list began.
+    nothing_recorded: bool,
     /// Names whose recorded state this list changed (replayed on a CAS conflict).
     changed: Vec<(String, bool)>,
     /// Names quarantined in this list (each once), in listing order, and as a set (a list

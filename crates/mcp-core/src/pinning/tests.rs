@@ -235,7 +235,10 @@ fn every_string_of_the_definition_is_scanned_but_top_level_meta() {
         d.scan(br#"{"name":"x","inputSchema":{"maximum":1e999}}"#),
         Some(Marker::Unreadable)
     );
-    assert_eq!(d.scan(br#"{"name":"x","n":-1e400}"#), Some(Marker::Unreadable));
+    assert_eq!(
+        d.scan(br#"{"name":"x","n":-1e400}"#),
+        Some(Marker::Unreadable)
+    );
     assert_eq!(d.scan(br#"{"name":"x","n":1.7976931348623157e308}"#), None);
     assert_eq!(d.scan(br#"{"name":"x","_meta":{"n":1e999}}"#), None);
 }
