@@ -154,6 +154,43 @@ impl EnvoyConfig {
         self
     }
 
+    /// The first listener's HttpConnectionManager writes its access log to the file `path`, in
+    /// `log_format` (the YAML of an Envoy `SubstitutionFormatString`: `json_format: ...` or
+    /// `text_format_source: ...`), instead of any access log it had.
+    pub fn file_access_log(mut self, path: &Path, log_format: &str) -> Result<Self> {
+        let format: Value = serde_yaml::from_str(log_format).context("access log format")?;
+        let mut typed = Mapping::new();
+        typed.insert(
+            "@type".into(),
+            "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog".into(),
+        );
+        typed.insert("path".into(), path.display().to_string().into());
+        typed.insert("log_format".into(), format);
+        let mut entry = Mapping::new();
+        entry.insert("name".into(), "envoy.access_loggers.file".into());
+        entry.insert("typed_config".into(), Value::Mapping(typed));
+        let hcm = seq_mut(&mut self.doc, &["static_resources", "listeners"])
+            .into_iter()
+            .next()
+            .and_then(|l| l.get_mut("filter_chains"))
+            .and_then(|c| c.get_mut(0))
+            .and_then(|c| c.get_mut("filters"))
+            .and_then(|f| f.get_mut(0))
+            .and_then(|f| f.get_mut("typed_config"))
+            .and_then(Value::as_mapping_mut)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: no HttpConnectionManager on the first listener",
+                    self.name
+                )
+            })?;
+        hcm.insert(
+            "access_log".into(),
+            Value::Sequence(vec![Value::Mapping(entry)]),
+        );
+        Ok(self)
+    }
+
     /// Escape hatch: arbitrary edits of the parsed document.
     pub fn modify(mut self, f: impl FnOnce(&mut Value)) -> Self {
         f(&mut self.doc);

@@ -12,6 +12,7 @@ pub mod scopes_support;
 pub mod server;
 pub mod telemetry_support;
 pub mod token_exchange_support;
+pub mod tools_support;
 
 pub use envoy::{free_port, validate_config, Envoy, EnvoyConfig, EnvoyOptions};
 pub use server::{ResponseMode, ServerOptions, TestServer, ToolSpec};

@@ -18,8 +18,9 @@
     clippy::panic
 )]
 
-use mcp_integration::client::{self, Session, Stateless, ACCEPT_BOTH};
+use mcp_integration::client::{self, Session, Stateless};
 use mcp_integration::server::RawReply;
+use mcp_integration::tools_support::{list_request, names, post, response};
 use mcp_integration::{Envoy, EnvoyConfig, EnvoyOptions, ServerOptions, TestServer, ToolSpec};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -170,32 +171,22 @@ impl Gateway {
             .prefix("mcp-pinning-")
             .tempdir()
             .unwrap();
-        let path = log_dir.path().join(ACCESS_LOG).display().to_string();
         let cfg = EnvoyConfig::load(CONFIG)
             .unwrap()
             .upstream("mcp_upstream", server.addr())
             .plugin_config("mcp_tools", plugin)
-            .modify(move |doc| {
-                let hcm = &mut doc["static_resources"]["listeners"][0]["filter_chains"][0]
-                    ["filters"][0]["typed_config"];
-                let entry: serde_yaml::Value = serde_yaml::from_str(&format!(
-                    r#"
-name: envoy.access_loggers.file
-typed_config:
-  "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-  path: {path}
-  log_format:
-    omit_empty_values: true
-    json_format:
-      tag: "%REQ(x-test-tag)%"
-      status: "%RESPONSE_CODE%"
-      details: "%RESPONSE_CODE_DETAILS%"
-      quarantined: "%FILTER_STATE(wasm.mcp.tools.quarantined:PLAIN)%"
-"#
-                ))
-                .unwrap();
-                hcm["access_log"] = serde_yaml::Value::Sequence(vec![entry]);
-            });
+            .file_access_log(
+                &log_dir.path().join(ACCESS_LOG),
+                r#"
+omit_empty_values: true
+json_format:
+  tag: "%REQ(x-test-tag)%"
+  status: "%RESPONSE_CODE%"
+  details: "%RESPONSE_CODE_DETAILS%"
+  quarantined: "%FILTER_STATE(wasm.mcp.tools.quarantined:PLAIN)%"
+"#,
+            )
+            .unwrap();
         Gateway {
             envoy: Envoy::start_with(cfg, opts).unwrap(),
             log_dir,
@@ -248,46 +239,8 @@ typed_config:
     }
 }
 
-/// A fresh connection per request (a new agent each time).
-fn post(url: &str, body: &Value, extra: &[(&str, &str)]) -> client::Resp {
-    let mut h = vec![
-        ("content-type", "application/json"),
-        ("accept", ACCEPT_BOTH),
-    ];
-    h.extend_from_slice(extra);
-    client::request("POST", url, &h, Some(body.to_string().as_bytes())).unwrap()
-}
-
-fn list_request(id: u64, cursor: Option<&str>) -> Value {
-    match cursor {
-        Some(c) => {
-            json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {"cursor": c}})
-        }
-        None => json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}),
-    }
-}
-
 fn call_request(id: &Value, name: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {"text": "x", "query": "x", "city": "x"}}})
-}
-
-/// The one JSON-RPC response in a JSON or SSE body.
-fn response(r: &client::Resp) -> Value {
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.messages()
-        .unwrap()
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no response in {}", r.text()))
-}
-
-fn names(resp: &Value) -> Vec<String> {
-    resp["result"]["tools"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no tools in {resp}"))
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Lists through `url` and returns the names (JSON or SSE per `extra`).

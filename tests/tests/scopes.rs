@@ -37,24 +37,15 @@ fn envoy(s: &TestServer, jwks: &JwksServer, json: &str, log: Option<&Path>) -> E
         .upstream("jwks", jwks.addr())
         .plugin_config("mcp_scopes", json);
     if let Some(path) = log {
-        let path = path.display().to_string();
-        cfg = cfg.modify(move |doc| {
-            let hcm = &mut doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-                ["typed_config"];
-            let entry: serde_yaml::Value = serde_yaml::from_str(&format!(
+        cfg = cfg
+            .file_access_log(
+                path,
                 r#"
-name: envoy.access_loggers.file
-typed_config:
-  "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-  path: {path}
-  log_format:
-    text_format_source:
-      inline_string: "%FILTER_STATE(wasm.mcp.auth.sub:PLAIN)%|%FILTER_STATE(wasm.mcp.auth.scopes:PLAIN)%|%FILTER_STATE(wasm.mcp.auth.claims:PLAIN)%|%RESPONSE_CODE_DETAILS%\n"
-"#
-            ))
+text_format_source:
+  inline_string: "%FILTER_STATE(wasm.mcp.auth.sub:PLAIN)%|%FILTER_STATE(wasm.mcp.auth.scopes:PLAIN)%|%FILTER_STATE(wasm.mcp.auth.claims:PLAIN)%|%RESPONSE_CODE_DETAILS%\n"
+"#,
+            )
             .unwrap();
-            hcm["access_log"] = serde_yaml::Value::Sequence(vec![entry]);
-        });
     }
     Envoy::start(cfg).unwrap()
 }

@@ -6,6 +6,7 @@
 
 use mcp_integration::client::{self, Session, Stateless, ACCEPT_BOTH};
 use mcp_integration::jwt_authn::{self, token};
+use mcp_integration::tools_support::{list_request, names, post, response};
 use mcp_integration::{Envoy, EnvoyConfig, ServerOptions, TestServer};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -20,43 +21,6 @@ fn envoy(server: &TestServer, plugin: &str) -> Envoy {
             .plugin_config("mcp_tools", plugin),
     )
     .unwrap()
-}
-
-fn post(url: &str, body: &Value, extra: &[(&str, &str)]) -> client::Resp {
-    let mut h = vec![
-        ("content-type", "application/json"),
-        ("accept", ACCEPT_BOTH),
-    ];
-    h.extend_from_slice(extra);
-    client::request("POST", url, &h, Some(body.to_string().as_bytes())).unwrap()
-}
-
-fn list_request(id: u64, cursor: Option<&str>) -> Value {
-    match cursor {
-        Some(c) => {
-            json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": {"cursor": c}})
-        }
-        None => json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}),
-    }
-}
-
-/// The one JSON-RPC response in a JSON or SSE body.
-fn response(r: &client::Resp) -> Value {
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.messages()
-        .unwrap()
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap()
-}
-
-fn names(resp: &Value) -> Vec<String> {
-    resp["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Removes hidden tools from a direct response, for comparison with the filtered one.
