@@ -7,6 +7,7 @@
 //! act in their glue (see `crates/filter-host`).
 #![warn(missing_docs)]
 
+pub mod base64;
 pub mod config;
 pub mod gateway;
 pub mod glob;
