@@ -103,10 +103,16 @@ impl Pending {
         )))
     }
 
-    fn set_authorization(&self, shared: &Shared, policy: &Policy, value: &str) -> ForwardAction {
-        match abi::set_header(MapType::HttpRequestHeaders, "authorization", value) {
+    /// Forwards once `Authorization` holds the issued token (`set`: the host call that put it
+    /// there); refuses when it could not be set (the caller's token would go upstream: never).
+    fn authorized(
+        &self,
+        shared: &Shared,
+        policy: &Policy,
+        set: Result<(), abi::HostError>,
+    ) -> ForwardAction {
+        match set {
             Ok(()) => ForwardAction::Continue,
-            // The caller's token would go upstream: never.
             Err(e) => {
                 filter_host::log!(Warn, "cannot set the upstream authorization: {e}");
                 self.refuse(shared, policy, Failure::Unavailable("host_error"))
@@ -128,7 +134,8 @@ impl Pending {
             return match outcome {
                 Ok(issued) => {
                     let value = mcp_core::scopes::exchange::bearer(&issued.access_token);
-                    self.set_authorization(shared, policy, &value)
+                    let set = abi::set_header(MapType::HttpRequestHeaders, "authorization", &value);
+                    self.authorized(shared, policy, set)
                 }
                 Err(f) => self.refuse(shared, policy, f),
             };
@@ -150,15 +157,9 @@ impl Pending {
         if let Ok(mut cache) = shared.exchange_cache.try_borrow_mut() {
             if let Some(value) = cache.get(&key, now()) {
                 shared.stats.exchange_cache_hits.inc();
-                let action = abi::set_header(MapType::HttpRequestHeaders, "authorization", value);
+                let set = abi::set_header(MapType::HttpRequestHeaders, "authorization", value);
                 drop(cache);
-                return match action {
-                    Ok(()) => ForwardAction::Continue,
-                    Err(e) => {
-                        filter_host::log!(Warn, "cannot set the upstream authorization: {e}");
-                        self.refuse(shared, policy, Failure::Unavailable("host_error"))
-                    }
-                };
+                return self.authorized(shared, policy, set);
             }
         }
         let body = request_body(subject, x.target_at(target));

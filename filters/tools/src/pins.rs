@@ -210,7 +210,7 @@ impl Pins {
                     self.version.inc();
                     return;
                 }
-                Err(e) if e.status == CAS_MISMATCH => {
+                Err(e) if e.status == abi::CAS_MISMATCH => {
                     // Another worker wrote meanwhile: apply this listing on top of its state.
                     if !self.refresh(true) {
                         break;
@@ -242,9 +242,6 @@ struct Memo {
     version: Option<u64>,
     state: QuarantineState,
 }
-
-/// proxy-wasm `WasmResult::CasMismatch`.
-const CAS_MISMATCH: u32 = 8;
 
 /// One list being read.
 #[derive(Debug)]
