@@ -77,34 +77,44 @@ struct PeerDeps {
     client_script: PathBuf,
 }
 
-fn peer_deps() -> PeerDeps {
+/// Where `make peers-deps` puts every peer dependency.
+fn peer_paths() -> PeerDeps {
     let root = paths::repo_root();
     let modules = root.join("tests/peers/node_modules/@modelcontextprotocol");
-    let deps = PeerDeps {
+    PeerDeps {
         node: root.join(".tools/node22/bin/node"),
         conformance_js: modules.join("conformance/dist/index.js"),
         everything_js: modules.join("server-everything/dist/index.js"),
         python_mcp1: root.join(".venv-mcp1/bin/python"),
         python_mcp2: root.join(".venv-mcp2/bin/python"),
         client_script: root.join("tests/peers/mcp_client.py"),
-    };
-    let missing: Vec<String> = [
+    }
+}
+
+/// Fails the test (with the `make peers-deps` hint) when any of `needed` is missing.
+fn require(needed: &[&Path]) {
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "peer test dependencies missing: run `make peers-deps` (mk/peers.mk) first.\nmissing: {}",
+        missing.join(", ")
+    );
+}
+
+fn peer_deps() -> PeerDeps {
+    let deps = peer_paths();
+    require(&[
         &deps.node,
         &deps.conformance_js,
         &deps.everything_js,
         &deps.python_mcp1,
         &deps.python_mcp2,
         &deps.client_script,
-    ]
-    .iter()
-    .filter(|p| !p.is_file())
-    .map(|p| p.display().to_string())
-    .collect();
-    assert!(
-        missing.is_empty(),
-        "peer test dependencies missing: run `make peers-deps` (mk/peers.mk) first.\nmissing: {}",
-        missing.join(", ")
-    );
+    ]);
     deps
 }
 
@@ -1536,22 +1546,8 @@ fn fastmcp_2x_pii_in_results_progress_and_logs_is_scrubbed_for_the_mcp_client_th
 
 /// Only what the PyPI tests need (the Python venv and the client script; no Node).
 fn python_peer_deps(python: &Path) -> PeerDeps {
-    let root = paths::repo_root();
-    let deps = PeerDeps {
-        node: root.join(".tools/node22/bin/node"),
-        conformance_js: PathBuf::new(),
-        everything_js: PathBuf::new(),
-        python_mcp1: root.join(".venv-mcp1/bin/python"),
-        python_mcp2: root.join(".venv-mcp2/bin/python"),
-        client_script: root.join("tests/peers/mcp_client.py"),
-    };
-    for p in [python, deps.client_script.as_path()] {
-        assert!(
-            p.is_file(),
-            "peer test dependency missing: run `make peers-deps` (mk/peers.mk) first: {}",
-            p.display()
-        );
-    }
+    let deps = peer_paths();
+    require(&[python, &deps.client_script]);
     deps
 }
 
@@ -1783,23 +1779,8 @@ fn fastmcp_2x_rug_pulled_and_poisoned_tools_are_invisible_and_uncallable_for_the
 /// What the mcp-pin peer tests need: Node 22 and the npm peers only (`make peers-deps`; the
 /// fixture server checks its own installation).
 fn node_deps() -> PeerDeps {
-    let root = paths::repo_root();
-    let modules = root.join("tests/peers/node_modules/@modelcontextprotocol");
-    let deps = PeerDeps {
-        node: root.join(".tools/node22/bin/node"),
-        conformance_js: modules.join("conformance/dist/index.js"),
-        everything_js: modules.join("server-everything/dist/index.js"),
-        python_mcp1: root.join(".venv-mcp1/bin/python"),
-        python_mcp2: root.join(".venv-mcp2/bin/python"),
-        client_script: root.join("tests/peers/mcp_client.py"),
-    };
-    for p in [&deps.node, &deps.everything_js] {
-        assert!(
-            p.is_file(),
-            "peer test dependency missing: run `make peers-deps` (mk/peers.mk) first.\nmissing: {}",
-            p.display()
-        );
-    }
+    let deps = peer_paths();
+    require(&[&deps.node, &deps.everything_js]);
     deps
 }
 
