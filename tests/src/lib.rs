@@ -7,6 +7,7 @@ pub mod envoy;
 pub mod jwt_authn;
 pub mod paths;
 pub mod pii_support;
+pub mod pypi_client;
 pub mod schemas;
 pub mod scopes_support;
 pub mod server;

@@ -16,14 +16,13 @@
 use base64::Engine as _;
 use jwt_simple::prelude::{Claims, ECDSAP256KeyPairLike as _, ES256KeyPair};
 use mcp_integration::client::{self, Curl, HttpVersion, Session, Stateless, ACCEPT_BOTH};
+use mcp_integration::pypi_client::{self, python};
 use mcp_integration::scopes_support::{self, Extra};
 use mcp_integration::server::Recorded;
 use mcp_integration::telemetry_support::{access_log, access_log_for};
 use mcp_integration::{paths, Envoy, EnvoyConfig, ServerOptions, TestServer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const GATEWAY: &str = "mcp-gateway.yaml";
@@ -540,28 +539,18 @@ fn over_the_tool_rate_limit_the_client_gets_a_json_rpc_error_with_its_id() {
     assert_eq!(line["error.type"], "-32000");
 }
 
-fn python(venv: &str) -> PathBuf {
-    paths::repo_root().join(venv).join("bin/python")
-}
-
 /// Runs tests/peers/mcp_client.py (4 deploy_service calls, then echo) and returns its summary.
 fn python_client(venv: &str, url: &str) -> Value {
-    let script = paths::repo_root().join("tests/peers/mcp_client.py");
-    let mut cmd = Command::new(python(venv));
-    cmd.arg(script).arg(url);
+    let mut args = Vec::new();
     for i in 0..4 {
-        cmd.args(["--call", "deploy_service"])
-            .arg(json!({"service": format!("s{i}")}).to_string());
+        args.extend([
+            "--call".to_owned(),
+            "deploy_service".to_owned(),
+            json!({"service": format!("s{i}")}).to_string(),
+        ]);
     }
-    cmd.args(["--call", "echo", r#"{"text":"still here"}"#]);
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "no summary ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    args.extend(["--call", "echo", r#"{"text":"still here"}"#].map(str::to_owned));
+    pypi_client::summary(venv, url, &args)
 }
 
 #[test]

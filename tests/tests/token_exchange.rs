@@ -12,6 +12,7 @@
 )]
 
 use mcp_integration::client::{self, ACCEPT_BOTH};
+use mcp_integration::pypi_client::{self, python};
 use mcp_integration::scopes_support::{config, Issuer, METADATA_URL};
 use mcp_integration::token_exchange_support::{upstream_token, Forced, TokenEndpoint};
 use mcp_integration::{free_port, Envoy, EnvoyConfig, EnvoyOptions, ServerOptions, TestServer};
@@ -446,29 +447,16 @@ fn requests_without_a_body_are_exchanged_too() {
 // ---------------------------------------------------------------------------------------------
 // A real peer: the PyPI `mcp` clients (`make peers`; needs `make peers-deps`).
 
-fn python(venv: &str) -> std::path::PathBuf {
-    mcp_integration::paths::repo_root()
-        .join(venv)
-        .join("bin/python")
-}
-
 /// tests/peers/mcp_client.py as `token`'s holder: the handshake, `tools/list`, one `echo`.
 fn python_client(venv: &str, url: &str, token: &str) -> Value {
-    let script = mcp_integration::paths::repo_root().join("tests/peers/mcp_client.py");
-    let out = std::process::Command::new(python(venv))
-        .arg(script)
-        .arg(url)
-        .args(["--header", &format!("Authorization:Bearer {token}")])
-        .args(["--call", "echo", r#"{"text":"as me"}"#])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "no summary ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    let args = [
+        "--header".to_owned(),
+        format!("Authorization:Bearer {token}"),
+        "--call".to_owned(),
+        "echo".to_owned(),
+        r#"{"text":"as me"}"#.to_owned(),
+    ];
+    pypi_client::summary(venv, url, &args)
 }
 
 #[test]
