@@ -4,7 +4,9 @@
 //! answered by the gateway like a call to a tool that does not exist — the test server's record
 //! proves it never arrived. Counters, log lines and the `mcp.tools.quarantined` filter state
 //! (through an access log) are checked; so are the cross-worker state (`--concurrency 2`), a
-//! clean re-listing lifting the quarantine, and duplicate names (fail closed).
+//! clean re-listing lifting the quarantine, duplicate names (fail closed), and calls that try
+//! to reach a quarantined tool by another spelling (an escaped name, a duplicate `name` key, a
+//! batch, an `Mcp-Name` header naming another tool or repeated).
 //!
 //! The pins are not computed with the crate under test: they are literals produced by an
 //! independent RFC 8785 implementation (PyPI `rfc8785` 0.1.4, see [`SEARCH_PIN`]), and one
@@ -1213,4 +1215,85 @@ fn a_name_listed_twice_with_one_copy_quarantined_is_removed_whole_and_refused() 
         ));
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bypass attempts
+
+#[test]
+fn a_quarantined_tool_cannot_be_called_by_another_spelling_of_the_call() {
+    let server = TestServer::start(ServerOptions::json().require_session(false).tools(specs(&[
+        search(),
+        echo(),
+        get_weather(),
+        notes_v2(),
+    ])))
+    .unwrap();
+    let gw = Gateway::start(&server, &pinned(json!({})));
+    let url = gw.url();
+    assert_eq!(list_names(&url, &[]), ["search", "echo", "get_weather"]);
+
+    let json_headers = [
+        ("content-type", "application/json"),
+        ("accept", client::ACCEPT_BOTH),
+    ];
+    let send = |body: &str, extra: &[(&str, &str)]| {
+        let mut h = json_headers.to_vec();
+        h.extend_from_slice(extra);
+        client::request("POST", &url, &h, Some(body.as_bytes())).unwrap()
+    };
+    // The name spelled with a JSON escape is the same name: refused as such.
+    let r = send(
+        r#"{"jsonrpc":"2.0","id":"e","method":"tools/call","params":{"name":"no\u0074es","arguments":{"text":"x"}}}"#,
+        &[],
+    );
+    assert_refused(&r, &json!("e"), "notes");
+    // The name twice in one object: the server might read either; refused before any policy.
+    let r = send(
+        r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","name":"notes","arguments":{"text":"x"}}}"#,
+        &[],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Inside a batch, next to an allowed call: the quarantined one never reaches the server.
+    let r = send(
+        r#"[{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"text":"x"}}},{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"notes","arguments":{"text":"x"}}}]"#,
+        &[],
+    );
+    // (`batch` defaults to `reject`: the whole batch is refused.)
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(response_error_code(&r), -32600, "{}", r.text());
+    // 2026-07-28: an Mcp-Name header naming an allowed tool over a body naming the quarantined
+    // one is refused (the server may route on either).
+    let r = send(
+        r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"notes","arguments":{"text":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        &[
+            ("mcp-protocol-version", client::MODERN_VERSION),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    // A second Mcp-Name header: refused before any policy decides.
+    let r = send(
+        r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"notes","arguments":{"text":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        &[
+            ("mcp-protocol-version", client::MODERN_VERSION),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "notes"),
+            ("mcp-name", "echo"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Nothing of it reached the server.
+    assert_eq!(server.tool_calls(), Vec::<String>::new());
+    // The gateway still serves allowed calls.
+    assert_served(&call(&url, 12, "echo", &[]), "echo");
+    assert!(gw.stat("quarantine_calls_refused") >= 1);
+}
+
+/// The JSON-RPC error code of a JSON answer.
+fn response_error_code(r: &client::Resp) -> i64 {
+    let v: Value = serde_json::from_str(&r.text()).unwrap();
+    v["error"]["code"].as_i64().unwrap()
 }
